@@ -1,0 +1,1 @@
+"""Rooms: models, Channels consumers, voting rules and the conductor (the rooms issue)."""

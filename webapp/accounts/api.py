@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from django.contrib.auth import authenticate
+from drf_spectacular.utils import extend_schema
+from rest_framework import permissions, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from webapp.accounts.services import (
+    USERNAME_MAX,
+    user_api_token,
+    user_revoke_api_token,
+    user_signup,
+)
+from webapp.errors import ServiceError
+from webapp.ratelimit import client_key, ratelimit_enforce
+
+
+class UserSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    email = serializers.EmailField()
+    is_staff = serializers.BooleanField()
+    date_joined = serializers.DateTimeField()
+
+
+class SignupSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=USERNAME_MAX)
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    password = serializers.CharField(max_length=128, write_only=True)
+
+
+class CredentialsSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=128, write_only=True)
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    user = UserSerializer()
+
+
+class SignupApi(APIView):
+    permission_classes = [permissions.AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(request=SignupSerializer, responses={201: TokenSerializer})
+    def post(self, request):
+        ratelimit_enforce(domain="signup", key=client_key(request))
+        form = SignupSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        user = user_signup(**form.validated_data)
+        body = {"token": user_api_token(user=user), "user": UserSerializer(user).data}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class TokenApi(APIView):
+    """Exchange a username and password for an API token; DELETE revokes it."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(request=CredentialsSerializer, responses={200: TokenSerializer})
+    def post(self, request):
+        ratelimit_enforce(domain="auth", key=client_key(request))
+        form = CredentialsSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        user = authenticate(request, **form.validated_data)
+        if user is None:
+            raise ServiceError("Wrong username or password.", code="bad_credentials")
+        return Response({"token": user_api_token(user=user), "user": UserSerializer(user).data})
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request):
+        if not request.user.is_authenticated:
+            raise ServiceError("Not signed in.", code="not_authenticated")
+        user_revoke_api_token(user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses=UserSerializer)
+    def get(self, request):
+        return Response(UserSerializer(request.user).data)

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model, login
+from django.contrib.auth.forms import UserCreationForm
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods
+
+from webapp.accounts.services import user_signup
+from webapp.errors import ServiceError
+from webapp.ratelimit import RateLimited, client_key, ratelimit_enforce
+from webapp.songs.selectors import song_list_for_owner, song_list_public_of
+
+
+class SignupForm(UserCreationForm):
+    class Meta(UserCreationForm.Meta):
+        model = get_user_model()
+        fields = ("username", "email")
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request):
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            ratelimit_enforce(domain="signup", key=client_key(request))
+            user = user_signup(
+                username=form.cleaned_data["username"],
+                email=form.cleaned_data.get("email", ""),
+                password=form.cleaned_data["password1"],
+            )
+        except RateLimited as exc:
+            form.add_error(None, str(exc))
+        except ServiceError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect("profile", username=user.username)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "registration/signup.html", {"form": form}, status=status)
+
+
+def profile(request, username):
+    person = get_object_or_404(get_user_model(), username=username, is_active=True)
+    is_me = request.user.is_authenticated and request.user.pk == person.pk
+    songs = song_list_for_owner(owner=person) if is_me else song_list_public_of(owner=person)
+    return render(
+        request, "accounts/profile.html", {"person": person, "songs": songs[:100], "is_me": is_me}
+    )

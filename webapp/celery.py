@@ -1,0 +1,34 @@
+"""The Celery application.
+
+Two queues: `gpu` (song generation, room chunks; one process per GPU, concurrency 1) and `default`
+(everything else). Tasks are acknowledged late and prefetched one at a time, so a worker that dies
+mid-task hands its task to another worker instead of losing it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+
+app = Celery("chorus")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.update(
+    task_queues=(Queue("default"), Queue("gpu")),
+    task_default_queue="default",
+    task_routes={"webapp.songs.tasks.song_generate": {"queue": "gpu"}},
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_soft_time_limit=300,
+    task_time_limit=330,
+    task_serializer="json",
+    accept_content=["json"],
+    broker_connection_retry_on_startup=True,
+    task_ignore_result=True,
+    worker_hijack_root_logger=False,
+)
+app.autodiscover_tasks()

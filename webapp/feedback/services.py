@@ -1,0 +1,144 @@
+"""Recording feedback events: validate a batch, attach provenance, append it, apply thumbs."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+
+from webapp.errors import ServiceError
+from webapp.feedback.models import FeedbackEvent
+from webapp.ratelimit import ratelimit_enforce
+from webapp.songs.models import Song
+from webapp.songs.selectors import song_can_view
+from webapp.songs.services import song_thumb
+
+MAX_BATCH = 100
+THUMBS = {FeedbackEvent.Kind.THUMB_UP: 1, FeedbackEvent.Kind.THUMB_DOWN: -1}
+
+
+@dataclass(frozen=True)
+class EventIn:
+    """One event as a client sent it, already type-checked by the serializer."""
+
+    kind: str
+    target_type: str
+    target_id: str
+    value: float | None = None
+    position_s: float | None = None
+    choice_set: str = ""
+    slot: int | None = None
+    client_event_id: str = ""
+    client_ts: datetime | None = None
+    share_token: str | None = None  # lets listeners of an unlisted song give feedback on it
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    received: int
+    recorded: int  # received minus client retries already recorded
+
+
+def feedback_actor(*, user, session_key: str | None) -> str:
+    if user is not None and user.is_authenticated:
+        return f"user:{user.pk}"
+    if not session_key:
+        raise ServiceError("Anonymous feedback needs a session.", code="no_session")
+    return f"anon:{session_key}"
+
+
+def _check_event(event: EventIn, index: int) -> None:
+    kind = FeedbackEvent.Kind
+    if event.kind == kind.PROGRESS and (event.value is None or not 0.0 <= event.value <= 1.0):
+        raise ServiceError(
+            f"events[{index}]: a progress event needs value, the fraction heard (0 to 1).",
+            field="events",
+        )
+    if event.kind == kind.VOTE and not event.choice_set:
+        raise ServiceError(f"events[{index}]: a vote needs its choice_set.", field="events")
+    if event.slot is not None and not event.choice_set:
+        raise ServiceError(
+            f"events[{index}]: a slot only makes sense with a choice_set.", field="events"
+        )
+    if event.target_type != FeedbackEvent.TargetType.SONG:
+        # Room chunks become targets with the rooms issue; until then they would be unresolvable.
+        raise ServiceError(
+            f"events[{index}]: unknown target_type {event.target_type!r}.", field="events"
+        )
+
+
+def feedback_record_batch(
+    *, user, session_key: str | None, events: Sequence[EventIn]
+) -> BatchResult:
+    """Append a batch of events atomically: all of it is recorded, or none and a 4xx says why.
+
+    Provenance (model version, seed, conditioning) comes from the target row, never from the
+    client. Retries are idempotent by (actor, client_event_id). Thumbs from signed-in users also
+    update the song's like state.
+    """
+    actor = feedback_actor(user=user, session_key=session_key)
+    ratelimit_enforce(domain="feedback", key=actor)
+    if not events:
+        raise ServiceError("Send at least one event.", field="events")
+    if len(events) > MAX_BATCH:
+        raise ServiceError(f"At most {MAX_BATCH} events per batch.", field="events")
+    for index, event in enumerate(events):
+        _check_event(event, index)
+
+    target_ids = [_normalise_uuid(e.target_id) for e in events]
+    songs = {str(s.pk): s for s in Song.objects.filter(pk__in={t for t in target_ids if t})}
+    rows = []
+    for index, (event, target_id) in enumerate(zip(events, target_ids, strict=True)):
+        song = songs.get(target_id or "")
+        if song is None or not song_can_view(song, user, share_token=event.share_token):
+            raise ServiceError(
+                f"events[{index}]: no such song {event.target_id!r}.", field="events"
+            )
+        rows.append(
+            FeedbackEvent(
+                kind=event.kind,
+                user=user if user is not None and user.is_authenticated else None,
+                actor=actor,
+                target_type=event.target_type,
+                target_id=target_id,
+                value=THUMBS.get(event.kind, event.value),
+                position_s=event.position_s,
+                choice_set=event.choice_set,
+                slot=event.slot,
+                model_version=song.model_version,
+                seed=song.seed,
+                conditioning={
+                    "prompt": song.prompt,
+                    "style_tags": song.style_tags,
+                    "guidance": song.guidance,
+                },
+                client_event_id=event.client_event_id,
+                client_ts=event.client_ts,
+            )
+        )
+
+    with transaction.atomic():
+        before = _count_known(actor, rows)
+        FeedbackEvent.objects.bulk_create(rows, ignore_conflicts=True)
+        if user is not None and user.is_authenticated:
+            for row in rows:
+                if row.kind in THUMBS:
+                    song_thumb(song=songs[row.target_id], user=user, value=THUMBS[row.kind])
+    return BatchResult(received=len(rows), recorded=len(rows) - before)
+
+
+def _count_known(actor: str, rows: list[FeedbackEvent]) -> int:
+    ids = [r.client_event_id for r in rows if r.client_event_id]
+    if not ids:
+        return 0
+    return FeedbackEvent.objects.filter(actor=actor, client_event_id__in=ids).count()
+
+
+def _normalise_uuid(value: str) -> str | None:
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, AttributeError, TypeError):
+        return None

@@ -1,0 +1,133 @@
+"""Rate limits as one abstraction: rules of (seconds, requests) per domain, two backends.
+
+Call sites name a domain and a key (`ratelimit_enforce(domain="feedback", key=f"user:{id}")`). A
+request is allowed when every rule of the domain still has room in its current window. The Redis
+backend (service mode) shares counts across processes; the in-memory backend serves the embedded
+default and tests. Fixed windows: cheap (one pipelined INCR per rule) and good enough for abuse
+control, where a burst of up to twice a limit across a window edge is acceptable.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from django.conf import settings
+
+# domain -> rules of (window seconds, max requests in that window)
+RULES: dict[str, tuple[tuple[int, int], ...]] = {
+    "api": ((1, 50), (60, 1200)),
+    "song_create": ((60, 10), (3600, 60)),
+    "feedback": ((1, 20), (60, 600)),
+    "signup": ((3600, 20),),
+    "auth": ((60, 20),),
+}
+
+
+class RateLimited(Exception):
+    def __init__(self, domain: str, retry_after_s: float) -> None:
+        super().__init__(f"Too many requests ({domain}); retry in {retry_after_s:.0f} s.")
+        self.domain = domain
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    retry_after_s: float = 0.0
+
+
+class Backend(Protocol):
+    def hit(self, bucket: str, window_s: int, now: float) -> int:
+        """Count one hit in the bucket's current window and return the count so far."""
+
+
+class MemoryBackend:
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, int], int] = {}
+        self._lock = threading.Lock()
+        self._last_sweep = 0.0
+
+    def hit(self, bucket: str, window_s: int, now: float) -> int:
+        window = int(now // window_s)
+        with self._lock:
+            if now - self._last_sweep > 60:
+                self._sweep(now)
+            key = (f"{bucket}:{window_s}", window)
+            self._counts[key] = self._counts.get(key, 0) + 1
+            return self._counts[key]
+
+    def _sweep(self, now: float) -> None:
+        self._last_sweep = now
+        for name, window in list(self._counts):
+            window_s = int(name.rsplit(":", 1)[1])
+            if window < int(now // window_s):
+                del self._counts[(name, window)]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+
+class RedisBackend:
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(url)
+
+    def hit(self, bucket: str, window_s: int, now: float) -> int:
+        window = int(now // window_s)
+        key = f"chorus:rl:{bucket}:{window_s}:{window}"
+        pipe = self._redis.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, window_s + 1)
+        count, _ = pipe.execute()
+        return int(count)
+
+    def reset(self) -> None:
+        for key in self._redis.scan_iter("chorus:rl:*"):
+            self._redis.delete(key)
+
+
+_backend: Backend | None = None
+_backend_lock = threading.Lock()
+
+
+def get_backend() -> Backend:
+    global _backend
+    with _backend_lock:
+        if _backend is None:
+            if settings.RATELIMIT_BACKEND == "redis":
+                _backend = RedisBackend(settings.REDIS_URL)
+            else:
+                _backend = MemoryBackend()
+        return _backend
+
+
+def ratelimit_check(*, domain: str, key: str, now: float | None = None) -> Decision:
+    """Count a hit for `key` in `domain` and say whether it is within every rule."""
+    if not settings.RATELIMIT_ENABLED:
+        return Decision(allowed=True)
+    now = time.time() if now is None else now
+    backend = get_backend()
+    retry_after = 0.0
+    for window_s, limit in RULES[domain]:
+        if backend.hit(f"{domain}:{key}", window_s, now) > limit:
+            retry_after = max(retry_after, window_s - (now % window_s))
+    return Decision(allowed=retry_after == 0.0, retry_after_s=retry_after)
+
+
+def ratelimit_enforce(*, domain: str, key: str) -> None:
+    decision = ratelimit_check(domain=domain, key=key)
+    if not decision.allowed:
+        raise RateLimited(domain, decision.retry_after_s)
+
+
+def client_key(request) -> str:
+    """The rate-limit key of a request: the user when signed in, else the client address."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return f"user:{user.pk}"
+    return f"ip:{request.META.get('REMOTE_ADDR', 'unknown')}"

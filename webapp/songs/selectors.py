@@ -1,0 +1,70 @@
+"""Reads of songs, and the one visibility rule every path (API, pages, share links) goes through."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from webapp.errors import NotFound
+from webapp.songs.models import Song
+
+FEED_SORTS = ("newest", "liked")
+
+
+def song_can_view(song: Song, user, *, share_token: str | None = None) -> bool:
+    """Owners and admins see everything; public songs anyone; unlisted ones by share token only."""
+    if user is not None and user.is_authenticated and (user.pk == song.owner_id or user.is_staff):
+        return True
+    if song.visibility == Song.Visibility.PUBLIC:
+        return True
+    if song.visibility == Song.Visibility.UNLISTED:
+        return share_token is not None and share_token == song.share_token
+    return False
+
+
+def song_can_edit(song: Song, user) -> bool:
+    return (
+        user is not None and user.is_authenticated and (user.pk == song.owner_id or user.is_staff)
+    )
+
+
+def song_get_for_viewer(*, song_id, user, share_token: str | None = None) -> Song:
+    """The song if `user` may see it; NotFound otherwise (existence is not revealed)."""
+    song = Song.objects.select_related("owner").filter(pk=song_id).first()
+    if song is None or not song_can_view(song, user, share_token=share_token):
+        raise NotFound("No such song.")
+    return song
+
+
+def song_get_by_share_token(*, share_token: str, user) -> Song:
+    """A song by its share link: works for unlisted and public songs (private: owner only)."""
+    song = Song.objects.select_related("owner").filter(share_token=share_token).first()
+    if song is None or not song_can_view(song, user, share_token=share_token):
+        raise NotFound("This share link does not lead anywhere (it may have been revoked).")
+    return song
+
+
+def song_list_for_owner(
+    *, owner, status: str | None = None, visibility: str | None = None
+) -> QuerySet:
+    songs = Song.objects.filter(owner=owner).select_related("owner")
+    if status:
+        songs = songs.filter(status=status)
+    if visibility:
+        songs = songs.filter(visibility=visibility)
+    return songs
+
+
+def song_list_public_of(*, owner) -> QuerySet:
+    return Song.objects.filter(
+        owner=owner, visibility=Song.Visibility.PUBLIC, status=Song.Status.READY
+    ).select_related("owner")
+
+
+def song_feed(*, sort: str = "newest") -> QuerySet:
+    """Public, ready songs: newest first, or most liked first."""
+    songs = Song.objects.filter(
+        visibility=Song.Visibility.PUBLIC, status=Song.Status.READY
+    ).select_related("owner")
+    if sort == "liked":
+        return songs.order_by("-like_count", "-created_at", "-id")
+    return songs.order_by("-created_at", "-id")

@@ -1,0 +1,60 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.http import JsonResponse
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from webapp.accounts import api as accounts_api
+from webapp.accounts import views as accounts_views
+from webapp.feedback.api import FeedbackApi
+from webapp.songs import api as songs_api
+from webapp.songs import views as songs_views
+
+
+def api_not_found(request):
+    """Unknown API paths answer in JSON: an API client never has to parse an HTML error page."""
+    return JsonResponse(
+        {"error": {"code": "not_found", "message": "No such endpoint."}}, status=404
+    )
+
+
+api_v1 = [
+    path("auth/signup/", accounts_api.SignupApi.as_view(), name="api-signup"),
+    path("auth/token/", accounts_api.TokenApi.as_view(), name="api-token"),
+    path("me/", accounts_api.MeApi.as_view(), name="api-me"),
+    path("songs/", songs_api.SongListCreateApi.as_view(), name="api-songs"),
+    path("songs/<uuid:song_id>/", songs_api.SongDetailApi.as_view(), name="api-song-detail"),
+    path(
+        "songs/<uuid:song_id>/download/",
+        songs_api.SongDownloadApi.as_view(),
+        name="api-song-download",
+    ),
+    path(
+        "songs/<uuid:song_id>/share-token/",
+        songs_api.SongShareTokenApi.as_view(),
+        name="api-song-share-token",
+    ),
+    path("shared/<str:share_token>/", songs_api.SharedSongApi.as_view(), name="api-shared-song"),
+    path("feed/", songs_api.FeedApi.as_view(), name="api-feed"),
+    path("feedback/", FeedbackApi.as_view(), name="api-feedback"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    re_path(r"^.*$", lambda request: api_not_found(request)),
+]
+
+urlpatterns = [
+    path("", songs_views.home, name="home"),
+    path("songs/new/", songs_views.song_new, name="song-new"),
+    path("songs/<uuid:song_id>/", songs_views.song_page, name="song-page"),
+    path("s/<str:share_token>/", songs_views.song_share, name="song-share"),
+    path("u/<str:username>/", accounts_views.profile, name="profile"),
+    path("accounts/signup/", accounts_views.signup, name="signup"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("healthz", lambda request: JsonResponse({"ok": True}), name="healthz"),
+]
+
+
+__all__ = ["auth_views", "urlpatterns"]
