@@ -30,5 +30,11 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     task_ignore_result=True,
     worker_hijack_root_logger=False,
+    beat_schedule={
+        "songs-requeue-stalled": {
+            "task": "webapp.songs.tasks.songs_requeue_stalled",
+            "schedule": 60.0,
+        },
+    },
 )
 app.autodiscover_tasks()

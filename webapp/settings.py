@@ -18,6 +18,7 @@ import dj_database_url
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("CHORUS_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+(VAR_DIR / "staticfiles").mkdir(exist_ok=True)
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -170,10 +171,6 @@ EMAIL_BACKEND = os.environ.get(
     "DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
 )
 DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "chorus@localhost")
-
-if env_bool("CHORUS_FAST_PASSWORD_HASHER", False):
-    # Tests only: hashing cost dominates a suite that signs users up in every test.
-    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # --- Static and media -----------------------------------------------------------------------
 STATIC_URL = "/static/"

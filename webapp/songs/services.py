@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from datetime import timedelta
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -45,6 +46,9 @@ from webapp.songs.models import (
 logger = logging.getLogger(__name__)
 
 MAX_SEED = 2**31 - 1
+MAX_ATTEMPTS = 3
+STALL_GENERATING_S = 120  # no progress for this long: the worker died (progress comes every 0.5 s)
+STALL_QUEUED_S = 15 * 60  # queued this long: the broker lost the message (Redis restarted)
 PROGRESS_MIN_STEP = 0.02  # write progress at most every 2 % ...
 PROGRESS_MIN_INTERVAL_S = 0.5  # ... or every half second, whichever is rarer
 
@@ -137,19 +141,18 @@ def song_create(
     if visibility not in Song.Visibility.values:
         raise ServiceError(f"Unknown visibility {visibility!r}.", field="visibility")
 
-    with transaction.atomic():
-        song = Song.objects.create(
-            owner=owner,
-            title=title,
-            prompt=prompt,
-            duration_s=float(duration_s),
-            seed=seed if seed is not None else secrets.randbelow(MAX_SEED + 1),
-            guidance=float(guidance),
-            style_tags=tags,
-            visibility=visibility,
-            model_version=settings.GENERATION_BACKEND,
-        )
-        enqueue(song_generate, str(song.id))
+    song = Song.objects.create(
+        owner=owner,
+        title=title,
+        prompt=prompt,
+        duration_s=float(duration_s),
+        seed=seed if seed is not None else secrets.randbelow(MAX_SEED + 1),
+        guidance=float(guidance),
+        style_tags=tags,
+        visibility=visibility,
+        model_version=settings.GENERATION_BACKEND,
+    )
+    enqueue(song_generate, str(song.id))
     return song
 
 
@@ -257,7 +260,9 @@ def song_render(*, song_id: str) -> None:
             return
         last.update(progress=fraction, at=now)
         fraction = round(min(max(fraction, 0.0), 0.99), 4)  # 1.0 means stored, not just rendered
-        Song.objects.filter(pk=song_id, status=Song.Status.GENERATING).update(progress=fraction)
+        Song.objects.filter(pk=song_id, status=Song.Status.GENERATING).update(
+            progress=fraction, updated_at=timezone.now()
+        )
         _announce(song_id, {"status": Song.Status.GENERATING, "progress": fraction})
 
     request = SongRequest(
@@ -301,6 +306,29 @@ def song_mark_failed(*, song_id: str, error: str) -> None:
         status=Song.Status.FAILED, error=error[:500], finished_at=timezone.now()
     )
     _announce(song_id, {"status": Song.Status.FAILED, "progress": 0.0, "error": error[:500]})
+
+
+def songs_requeue_stalled(*, now=None) -> dict[str, int]:
+    """Re-enqueue songs whose worker died or whose queue message was lost; fail them after
+    MAX_ATTEMPTS. Safe to run from several beats at once: claiming a song is idempotent."""
+    from webapp.songs.tasks import song_generate
+
+    now = now or timezone.now()
+    stalled = Song.objects.filter(
+        Q(status=Song.Status.GENERATING, updated_at__lt=now - timedelta(seconds=STALL_GENERATING_S))
+        | Q(status=Song.Status.QUEUED, updated_at__lt=now - timedelta(seconds=STALL_QUEUED_S))
+    )
+    requeued = failed = 0
+    for song_id, attempts in stalled.values_list("id", "attempts"):
+        if attempts >= MAX_ATTEMPTS:
+            song_mark_failed(song_id=str(song_id), error="Generation kept failing; try again.")
+            failed += 1
+            continue
+        # Touch the row so the next sweep waits a full stall period before trying again.
+        Song.objects.filter(pk=song_id).update(updated_at=now)
+        enqueue(song_generate, str(song_id))
+        requeued += 1
+    return {"requeued": requeued, "failed": failed}
 
 
 # --- Downloads ------------------------------------------------------------------------------

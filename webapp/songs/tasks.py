@@ -7,6 +7,12 @@ from django.conf import settings
 from webapp.songs import services
 
 
+@shared_task(name="webapp.songs.tasks.songs_requeue_stalled")
+def songs_requeue_stalled() -> dict[str, int]:
+    """Beat, every minute (queue `default`): recover songs whose worker or message was lost."""
+    return services.songs_requeue_stalled()
+
+
 @shared_task(
     name="webapp.songs.tasks.song_generate",
     soft_time_limit=settings.SONG_TASK_SOFT_TIME_LIMIT_S,

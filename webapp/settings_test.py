@@ -1,0 +1,25 @@
+"""Test settings: the real settings (embedded or service mode, from the environment), made fast.
+
+Background tasks run inline (same task functions, no thread), passwords hash cheaply, and media
+go to a throwaway folder. Integration tests that need real Celery workers switch TASKS_INPROCESS
+off themselves.
+"""
+
+import os
+import tempfile
+
+from webapp.settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+TASKS_INPROCESS = True
+TASKS_INPROCESS_SYNC = True
+MEDIA_ROOT = tempfile.mkdtemp(prefix="chorus-test-media-")
+DEBUG = False
+LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+SECURE_SSL_REDIRECT = False  # the test client speaks plain HTTP, also in service mode
+
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":  # noqa: F405
+    # One test database per run, so two runs on one PostgreSQL server never collide.
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"  # noqa: F405
+    }
