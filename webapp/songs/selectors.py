@@ -8,6 +8,17 @@ from webapp.errors import NotFound
 from webapp.songs.models import Song
 
 FEED_SORTS = ("newest", "liked")
+# Columns that lists never show; peaks alone is an 800-value JSON array per row.
+LIST_DEFERRED = ("peaks", "provenance", "prompt", "error")
+
+
+def _one(songs: QuerySet) -> Song | None:
+    # get(), not first(): first() orders by the default ordering, which costs query compile time
+    # on the hottest read path for a lookup by a unique key.
+    try:
+        return songs.get()
+    except Song.DoesNotExist:
+        return None
 
 
 def song_can_view(song: Song, user, *, share_token: str | None = None) -> bool:
@@ -29,7 +40,7 @@ def song_can_edit(song: Song, user) -> bool:
 
 def song_get_for_viewer(*, song_id, user, share_token: str | None = None) -> Song:
     """The song if `user` may see it; NotFound otherwise (existence is not revealed)."""
-    song = Song.objects.select_related("owner").filter(pk=song_id).first()
+    song = _one(Song.objects.select_related("owner").filter(pk=song_id))
     if song is None or not song_can_view(song, user, share_token=share_token):
         raise NotFound("No such song.")
     return song
@@ -37,7 +48,7 @@ def song_get_for_viewer(*, song_id, user, share_token: str | None = None) -> Son
 
 def song_get_by_share_token(*, share_token: str, user) -> Song:
     """A song by its share link: works for unlisted and public songs (private: owner only)."""
-    song = Song.objects.select_related("owner").filter(share_token=share_token).first()
+    song = _one(Song.objects.select_related("owner").filter(share_token=share_token))
     if song is None or not song_can_view(song, user, share_token=share_token):
         raise NotFound("This share link does not lead anywhere (it may have been revoked).")
     return song
@@ -46,7 +57,7 @@ def song_get_by_share_token(*, share_token: str, user) -> Song:
 def song_list_for_owner(
     *, owner, status: str | None = None, visibility: str | None = None
 ) -> QuerySet:
-    songs = Song.objects.filter(owner=owner).select_related("owner")
+    songs = Song.objects.filter(owner=owner).select_related("owner").defer(*LIST_DEFERRED)
     if status:
         songs = songs.filter(status=status)
     if visibility:
@@ -55,16 +66,22 @@ def song_list_for_owner(
 
 
 def song_list_public_of(*, owner) -> QuerySet:
-    return Song.objects.filter(
-        owner=owner, visibility=Song.Visibility.PUBLIC, status=Song.Status.READY
-    ).select_related("owner")
+    return (
+        Song.objects.filter(
+            owner=owner, visibility=Song.Visibility.PUBLIC, status=Song.Status.READY
+        )
+        .select_related("owner")
+        .defer(*LIST_DEFERRED)
+    )
 
 
 def song_feed(*, sort: str = "newest") -> QuerySet:
     """Public, ready songs: newest first, or most liked first."""
-    songs = Song.objects.filter(
-        visibility=Song.Visibility.PUBLIC, status=Song.Status.READY
-    ).select_related("owner")
+    songs = (
+        Song.objects.filter(visibility=Song.Visibility.PUBLIC, status=Song.Status.READY)
+        .select_related("owner")
+        .defer(*LIST_DEFERRED)
+    )
     if sort == "liked":
         return songs.order_by("-like_count", "-created_at", "-id")
     return songs.order_by("-created_at", "-id")
