@@ -1,0 +1,1 @@
+"""Evaluation of the music engine's models: `python -m generation.eval <command>`."""

@@ -1,0 +1,1 @@
+"""Training loops for the music engine: `python -m generation.train <command>`."""
