@@ -23,6 +23,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def throwaway_media():
+    """Each run writes audio into its own temporary MEDIA_ROOT; remove it afterwards."""
+    import shutil
+
+    from django.conf import settings
+
+    yield
+    shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)
+
+
 @pytest.fixture(autouse=True)
 def on_commit_runs_at_test_commit(monkeypatch):
     """Run on-commit callbacks when only the test case's own transaction is open.

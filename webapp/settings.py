@@ -143,6 +143,14 @@ else:
     RATELIMIT_BACKEND = "memory"
 RATELIMIT_ENABLED = env_bool("CHORUS_RATELIMIT_ENABLED", True)
 
+# --- HTTP serving -----------------------------------------------------------------------------
+# Threads per web process running Django's (synchronous) request handling; also the most database
+# connections one web process holds for HTTP.
+HTTP_THREADS = int(os.environ.get("CHORUS_HTTP_THREADS", "8"))
+# Seconds an anonymous public response may be served from a web process's memory (0 turns the
+# cache off). Writes invalidate it at once; the TTL bounds only unversioned details (progress).
+PUBLIC_CACHE_TTL_S = float(os.environ.get("CHORUS_PUBLIC_CACHE_TTL_S", "2"))
+
 # --- Celery ---------------------------------------------------------------------------------
 # Without a broker, tasks run in this process (a background thread, or inline in tests) through
 # the very same task functions; see webapp/jobs.py.
@@ -198,7 +206,7 @@ USE_TZ = True
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "webapp.api.authentication.StrictTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],

@@ -17,6 +17,15 @@ MEDIA_ROOT = tempfile.mkdtemp(prefix="chorus-test-media-")
 DEBUG = False
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 SECURE_SSL_REDIRECT = False  # the test client speaks plain HTTP, also in service mode
+# Pages render without `collectstatic` (service mode uses the manifest storage in production).
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# Request threads (a2wsgi's pool, Channels' executor) must not keep connections past a request:
+# an open one stops the test database from being dropped at the end of the run.
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 
 if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":  # noqa: F405
     # One test database per run, so two runs on one PostgreSQL server never collide.

@@ -2,8 +2,10 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.http import JsonResponse
 from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from webapp import converters  # noqa: F401  (registers share_token and username)
 from webapp.accounts import api as accounts_api
 from webapp.accounts import views as accounts_views
 from webapp.feedback.api import FeedbackApi
@@ -11,6 +13,7 @@ from webapp.songs import api as songs_api
 from webapp.songs import views as songs_views
 
 
+@csrf_exempt
 def api_not_found(request):
     """Unknown API paths answer in JSON: an API client never has to parse an HTML error page."""
     return JsonResponse(
@@ -34,21 +37,25 @@ api_v1 = [
         songs_api.SongShareTokenApi.as_view(),
         name="api-song-share-token",
     ),
-    path("shared/<str:share_token>/", songs_api.SharedSongApi.as_view(), name="api-shared-song"),
+    path(
+        "shared/<share_token:share_token>/",
+        songs_api.SharedSongApi.as_view(),
+        name="api-shared-song",
+    ),
     path("feed/", songs_api.FeedApi.as_view(), name="api-feed"),
     path("feedback/", FeedbackApi.as_view(), name="api-feedback"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
-    re_path(r"^.*$", lambda request: api_not_found(request)),
+    re_path(r"^.*$", api_not_found),
 ]
 
 urlpatterns = [
     path("", songs_views.home, name="home"),
     path("songs/new/", songs_views.song_new, name="song-new"),
     path("songs/<uuid:song_id>/", songs_views.song_page, name="song-page"),
-    path("s/<str:share_token>/", songs_views.song_share, name="song-share"),
-    path("u/<str:username>/", accounts_views.profile, name="profile"),
+    path("s/<share_token:share_token>/", songs_views.song_share, name="song-share"),
+    path("u/<username:username>/", accounts_views.profile, name="profile"),
     path("accounts/signup/", accounts_views.signup, name="signup"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers, status
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -72,7 +73,7 @@ class TokenApi(APIView):
     @extend_schema(request=None, responses={204: None})
     def delete(self, request):
         if not request.user.is_authenticated:
-            raise ServiceError("Not signed in.", code="not_authenticated")
+            raise NotAuthenticated()
         user_revoke_api_token(user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -36,6 +36,11 @@ def exception_handler(exc, context):
         )
         response["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
         return response
+    if isinstance(exc, RequestDataTooBig):
+        return Response(
+            {"error": {"code": "too_large", "message": "The request body is too large."}},
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
     if isinstance(exc, ServiceError):
         body = {"code": exc.code, "message": exc.message}
         if exc.field:

@@ -121,20 +121,39 @@ def feedback_record_batch(
         )
 
     with transaction.atomic():
-        before = _count_known(actor, rows)
-        FeedbackEvent.objects.bulk_create(rows, ignore_conflicts=True)
+        new_rows = _drop_retries(actor, rows)
+        FeedbackEvent.objects.bulk_create(new_rows, ignore_conflicts=True)
         if user is not None and user.is_authenticated:
-            for row in rows:
+            # Only new events move the like state: a late retry of an old thumb_up must not undo
+            # the listener's later thumb_down.
+            for row in new_rows:
                 if row.kind in THUMBS:
                     song_thumb(song=songs[row.target_id], user=user, value=THUMBS[row.kind])
-    return BatchResult(received=len(rows), recorded=len(rows) - before)
+    return BatchResult(received=len(rows), recorded=len(new_rows))
 
 
-def _count_known(actor: str, rows: list[FeedbackEvent]) -> int:
+def _drop_retries(actor: str, rows: list[FeedbackEvent]) -> list[FeedbackEvent]:
+    """The rows not recorded before: client event ids already stored for this actor, or repeated
+    earlier in the batch, are retries. (Two concurrent copies of one batch are still stored once,
+    by the unique constraint; then `recorded` may over-count by the overlap.)"""
     ids = [r.client_event_id for r in rows if r.client_event_id]
-    if not ids:
-        return 0
-    return FeedbackEvent.objects.filter(actor=actor, client_event_id__in=ids).count()
+    known = (
+        set(
+            FeedbackEvent.objects.filter(actor=actor, client_event_id__in=ids).values_list(
+                "client_event_id", flat=True
+            )
+        )
+        if ids
+        else set()
+    )
+    fresh = []
+    for row in rows:
+        if row.client_event_id:
+            if row.client_event_id in known:
+                continue
+            known.add(row.client_event_id)
+        fresh.append(row)
+    return fresh
 
 
 def _normalise_uuid(value: str) -> str | None:

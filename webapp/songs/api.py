@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import permissions, status
+from rest_framework import permissions, serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -32,6 +32,11 @@ def _share_token(request) -> str | None:
     return token if token and len(token) <= 64 else None
 
 
+class SongListFilters(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Song.Status.choices, required=False)
+    visibility = serializers.ChoiceField(choices=Song.Visibility.choices, required=False)
+
+
 class SongListCreateApi(ListAPIView):
     """Your songs (newest first), and making a new one from a prompt."""
 
@@ -48,13 +53,9 @@ class SongListCreateApi(ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        status_filter = self.request.query_params.get("status")
-        visibility = self.request.query_params.get("visibility")
-        return selectors.song_list_for_owner(
-            owner=self.request.user,
-            status=status_filter if status_filter in Song.Status.values else None,
-            visibility=visibility if visibility in Song.Visibility.values else None,
-        )
+        filters = SongListFilters(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        return selectors.song_list_for_owner(owner=self.request.user, **filters.validated_data)
 
     @extend_schema(request=SongCreateSerializer, responses={202: SongDetailSerializer})
     def post(self, request):

@@ -23,7 +23,7 @@ def _one(songs: QuerySet) -> Song | None:
 
 def song_can_view(song: Song, user, *, share_token: str | None = None) -> bool:
     """Owners and admins see everything; public songs anyone; unlisted ones by share token only."""
-    if user is not None and user.is_authenticated and (user.pk == song.owner_id or user.is_staff):
+    if song_can_edit(song, user):
         return True
     if song.visibility == Song.Visibility.PUBLIC:
         return True
@@ -34,7 +34,9 @@ def song_can_view(song: Song, user, *, share_token: str | None = None) -> bool:
 
 def song_can_edit(song: Song, user) -> bool:
     return (
-        user is not None and user.is_authenticated and (user.pk == song.owner_id or user.is_staff)
+        user is not None
+        and user.is_authenticated
+        and (user.pk == song.owner_id or user.is_staff or user.is_superuser)
     )
 
 

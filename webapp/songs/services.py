@@ -28,6 +28,7 @@ from generation.interface import (
 )
 from webapp.errors import ServiceError
 from webapp.jobs import enqueue
+from webapp.public_cache import public_content_changed
 from webapp.ratelimit import ratelimit_enforce
 from webapp.songs import audio
 from webapp.songs.models import (
@@ -209,6 +210,7 @@ def song_thumb(*, song: Song, user, value: int) -> None:
         delta = int(value == 1) - int(previous == 1)
         if delta:
             Song.objects.filter(pk=song.pk).update(like_count=F("like_count") + delta)
+            transaction.on_commit(public_content_changed)
 
 
 # --- Generation (called by the `song_generate` task) ---------------------------------------
@@ -305,6 +307,7 @@ def song_mark_failed(*, song_id: str, error: str) -> None:
     Song.objects.filter(pk=song_id).exclude(status=Song.Status.READY).update(
         status=Song.Status.FAILED, error=error[:500], finished_at=timezone.now()
     )
+    public_content_changed()
     _announce(song_id, {"status": Song.Status.FAILED, "progress": 0.0, "error": error[:500]})
 
 

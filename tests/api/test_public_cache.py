@@ -1,0 +1,119 @@
+"""Anonymous public reads are served from memory, and never once they would be wrong."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+from asgiref.sync import async_to_sync
+from asgiref.testing import ApplicationCommunicator
+
+from webapp.songs import services
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the app serves from its own threads
+
+
+@dataclass
+class Answer:
+    status_code: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body)
+
+
+@pytest.fixture
+def asgi_get():
+    """GET through the real ASGI application (cache, a2wsgi, Django), as a server would."""
+    from webapp.asgi import application
+
+    def get(path: str, **headers) -> Answer:
+        raw = [(b"host", b"testserver")]
+        raw += [(k.encode(), v.encode()) for k, v in headers.items()]
+        path, _, query = path.partition("?")
+        scope = {
+            "type": "http",
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": query.encode(),
+            "root_path": "",
+            "headers": raw,
+            "client": ("127.0.0.1", 5555),
+            "server": ("testserver", 80),
+        }
+
+        async def call():
+            communicator = ApplicationCommunicator(application, scope)
+            await communicator.send_input({"type": "http.request", "body": b""})
+            start = await communicator.receive_output(30)
+            body = b""
+            while True:
+                message = await communicator.receive_output(30)
+                body += message.get("body", b"")
+                if not message.get("more_body"):
+                    break
+            await communicator.wait(5)
+            return start, body
+
+        start, body = async_to_sync(call)()
+        headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
+        return Answer(start["status"], headers, body)
+
+    return get
+
+
+def test_the_second_anonymous_read_of_the_feed_is_a_hit(asgi_get, a_public_song):
+    first, second = asgi_get("/api/v1/feed/"), asgi_get("/api/v1/feed/")
+    assert first.headers["x-cache"] == "miss" and second.headers["x-cache"] == "hit"
+    assert first.json() == second.json()
+    assert second.json()["results"][0]["id"] == str(a_public_song.pk)
+
+
+def test_a_song_made_private_is_no_longer_served_from_the_cache(asgi_get, a_public_song):
+    path = f"/api/v1/songs/{a_public_song.pk}/"
+    assert asgi_get(path).status_code == 200
+    assert asgi_get(path).headers["x-cache"] == "hit"
+
+    services.song_update(song=a_public_song, visibility="private")
+
+    assert asgi_get(path).status_code == 404
+    assert asgi_get("/api/v1/feed/").json()["results"] == []
+
+
+def test_a_new_thumb_is_seen_by_the_next_anonymous_reader(asgi_get, a_public_song, bob):
+    path = f"/api/v1/songs/{a_public_song.pk}/"
+    asgi_get(path), asgi_get(path)
+    services.song_thumb(song=a_public_song, user=bob, value=1)
+    fresh = asgi_get(path)
+    assert fresh.headers["x-cache"] == "miss"
+    assert fresh.json()["like_count"] == 1
+
+
+def test_requests_with_credentials_are_never_cached(asgi_get, a_public_song, alice):
+    from webapp.accounts.services import user_api_token
+
+    token = user_api_token(user=alice)
+    path = f"/api/v1/songs/{a_public_song.pk}/"
+    asgi_get(path)
+    as_owner = asgi_get(path, authorization=f"Token {token}")
+    assert "x-cache" not in as_owner.headers
+    assert as_owner.json()["share_url"]  # the owner's answer, not the anonymous one
+
+
+def test_share_links_and_html_are_not_cached(asgi_get, an_unlisted_song):
+    path = f"/api/v1/songs/{an_unlisted_song.pk}/?share_token={an_unlisted_song.share_token}"
+    assert asgi_get(path).status_code == 200
+    assert "x-cache" not in asgi_get(path).headers
+    assert "x-cache" not in asgi_get("/api/v1/feed/", accept="text/html").headers
+
+
+def test_errors_are_not_cached(asgi_get, a_private_song):
+    path = f"/api/v1/songs/{a_private_song.pk}/"
+    assert asgi_get(path).status_code == 404
+    services.song_update(song=a_private_song, visibility="public")
+    assert asgi_get(path).status_code == 200

@@ -1,0 +1,12 @@
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.exceptions import AuthenticationFailed
+
+
+class StrictTokenAuthentication(TokenAuthentication):
+    """Token auth that refuses malformed keys before they reach the database (PostgreSQL rejects
+    a NUL byte in a query with an error, which must be a 401 here, not a 500)."""
+
+    def authenticate_credentials(self, key: str):
+        if not key.isalnum() or len(key) > 64:
+            raise AuthenticationFailed("Invalid token.")
+        return super().authenticate_credentials(key)
