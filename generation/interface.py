@@ -66,10 +66,10 @@ def get_song_generator(name: str) -> SongGenerator:
     return _INSTANCES[name]
 
 
-def _register_builtin() -> None:
-    from generation.placeholder import PlaceholderToneGenerator
+def _placeholder() -> SongGenerator:
+    from generation.placeholder import PlaceholderToneGenerator  # imported when first used
 
-    register_song_generator("placeholder", PlaceholderToneGenerator)
+    return PlaceholderToneGenerator()
 
 
-_register_builtin()
+register_song_generator("placeholder", _placeholder)

@@ -8,8 +8,12 @@ Correctness rests on one shared *public content version*: every write that can c
 anonymous reader sees bumps it (`public_content_changed`), and a cached entry is served only while
 the version it was stored under is current. Processes read the shared version (Redis in service
 mode) at most every `VERSION_REFRESH_S`, so a song made private stops being served within that
-time, the same order as a request already in flight. Entries also expire after `ttl_s`, which
-bounds staleness of things deliberately not versioned (generation progress).
+time, the same order as a request already in flight. Entries also expire after `ttl_s` (a safety
+net), or sooner when the view marks its answer volatile with an `X-Public-Cache-TTL` header
+(a song still generating: its progress is deliberately not versioned).
+
+Misses are single-flight: while one request for a key runs through Django, the others for the
+same key wait for its answer instead of all running (a stampede at every expiry otherwise).
 
 Only requests that carry no credentials are cached: no Authorization header, no session cookie,
 no share token, and not asking for HTML (DRF's browsable API).
@@ -17,6 +21,7 @@ no share token, and not asking for HTML (DRF's browsable API).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import threading
@@ -31,6 +36,7 @@ logger = logging.getLogger(__name__)
 CACHEABLE_PATHS = re.compile(r"^/api/v1/(feed/|songs/[0-9a-fA-F-]{36}/)$")
 VERSION_KEY = "chorus:public-content-version"
 VERSION_REFRESH_S = 0.05
+TTL_HEADER = b"x-public-cache-ttl"
 
 
 class _Versions:
@@ -118,11 +124,12 @@ def is_cacheable_request(scope: dict) -> bool:
 
 
 class PublicResponseCache:
-    def __init__(self, app, *, ttl_s: float, max_entries: int = 4096) -> None:
+    def __init__(self, app, *, ttl_s: float, max_entries: int = 20_000) -> None:
         self.app = app
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self.entries: OrderedDict[tuple[str, bytes], _Entry] = OrderedDict()
+        self.inflight: dict[tuple[str, bytes, int], asyncio.Future] = {}
 
     async def __call__(self, scope, receive, send) -> None:
         if self.ttl_s <= 0 or not is_cacheable_request(scope):
@@ -133,20 +140,47 @@ class PublicResponseCache:
             await self.app(scope, receive, send)
             return
         key = (scope["path"], scope.get("query_string", b""))
-        entry = self.entries.get(key)
-        now = time.monotonic()
-        if entry is not None and entry.version == version and entry.expires_at > now:
-            self.entries.move_to_end(key)
+        flight_key = (*key, version)
+        entry = self._fresh(key, version)
+        if entry is None and flight_key in self.inflight:
+            entry = await asyncio.shield(self.inflight[flight_key])
+        if entry is not None:
             await send({**entry.start, "headers": [*entry.start["headers"], (b"x-cache", b"hit")]})
             await send({"type": "http.response.body", "body": entry.body})
             return
 
+        # This request leads: it runs through Django; same-key requests meanwhile wait for it
+        # (and run themselves if its answer turns out not to be cacheable).
+        flight = asyncio.get_running_loop().create_future()
+        self.inflight[flight_key] = flight
+        entry = None
+        try:
+            entry = await self._fetch(scope, receive, send, version)
+        finally:
+            del self.inflight[flight_key]
+            flight.set_result(entry)
+        if entry is not None:
+            self.entries[key] = entry
+            while len(self.entries) > self.max_entries:
+                self.entries.popitem(last=False)
+
+    def _fresh(self, key, version: int) -> _Entry | None:
+        entry = self.entries.get(key)
+        if entry is None or entry.version != version or entry.expires_at <= time.monotonic():
+            return None
+        self.entries.move_to_end(key)
+        return entry
+
+    async def _fetch(self, scope, receive, send, version: int) -> _Entry | None:
+        """Run the request through Django, answer it, and return it as an entry if cacheable."""
         captured: dict = {"body": []}
 
         async def capture(message) -> None:
             if message["type"] == "http.response.start":
-                captured["start"] = message
-                message = {**message, "headers": [*message["headers"], (b"x-cache", b"miss")]}
+                headers = [(k, v) for k, v in message["headers"] if k != TTL_HEADER]
+                captured["start"] = {**message, "headers": headers}
+                captured["ttl"] = dict(message["headers"]).get(TTL_HEADER)
+                message = {**message, "headers": [*headers, (b"x-cache", b"miss")]}
             elif message["type"] == "http.response.body":
                 captured["body"].append(message.get("body", b""))
             await send(message)
@@ -154,12 +188,11 @@ class PublicResponseCache:
         await self.app(scope, receive, capture)
         start = captured.get("start")
         if start is None or start["status"] != 200:
-            return
+            return None
         headers = dict(start["headers"])
         if b"set-cookie" in headers or not headers.get(b"content-type", b"").startswith(
             b"application/json"
         ):
-            return
-        self.entries[key] = _Entry(version, now + self.ttl_s, start, b"".join(captured["body"]))
-        while len(self.entries) > self.max_entries:
-            self.entries.popitem(last=False)
+            return None
+        ttl = min(self.ttl_s, float(captured["ttl"])) if captured.get("ttl") else self.ttl_s
+        return _Entry(version, time.monotonic() + ttl, start, b"".join(captured["body"]))

@@ -148,8 +148,8 @@ RATELIMIT_ENABLED = env_bool("CHORUS_RATELIMIT_ENABLED", True)
 # connections one web process holds for HTTP.
 HTTP_THREADS = int(os.environ.get("CHORUS_HTTP_THREADS", "8"))
 # Seconds an anonymous public response may be served from a web process's memory (0 turns the
-# cache off). Writes invalidate it at once; the TTL bounds only unversioned details (progress).
-PUBLIC_CACHE_TTL_S = float(os.environ.get("CHORUS_PUBLIC_CACHE_TTL_S", "2"))
+# cache off). Writes invalidate it at once (webapp/public_cache.py); this is a safety net.
+PUBLIC_CACHE_TTL_S = float(os.environ.get("CHORUS_PUBLIC_CACHE_TTL_S", "300"))
 
 # --- Celery ---------------------------------------------------------------------------------
 # Without a broker, tasks run in this process (a background thread, or inline in tests) through

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -117,3 +118,66 @@ def test_errors_are_not_cached(asgi_get, a_private_song):
     assert asgi_get(path).status_code == 404
     services.song_update(song=a_private_song, visibility="public")
     assert asgi_get(path).status_code == 200
+
+
+def test_a_song_still_generating_is_cached_only_briefly(asgi_get, alice):
+    from webapp.public_cache import TTL_HEADER
+    from webapp.songs.models import Song
+
+    song = Song.objects.create(
+        owner=alice, title="Busy", prompt="p", duration_s=30, seed=1, visibility="public"
+    )
+    answer = asgi_get(f"/api/v1/songs/{song.pk}/")
+    assert answer.json()["status"] == "queued"
+    assert TTL_HEADER.decode() not in answer.headers  # an internal hint, never sent out
+    from webapp.asgi import application
+
+    cache = application.application_mapping["http"]
+    entry = cache.entries[(f"/api/v1/songs/{song.pk}/", b"")]
+    assert entry.expires_at - time.monotonic() <= 1.0 < cache.ttl_s
+
+
+def test_concurrent_misses_for_one_key_run_django_once():
+    import asyncio
+
+    from webapp.public_cache import PublicResponseCache
+
+    calls = 0
+
+    async def slow_app(scope, receive, send):
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.05)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    cache = PublicResponseCache(slow_app, ttl_s=60)
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/api/v1/feed/",
+        "query_string": b"",
+        "headers": [],
+    }
+
+    async def one():
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        await cache(scope, None, send)
+        return sent
+
+    async def many():
+        return await asyncio.gather(*(one() for _ in range(20)))
+
+    answers = async_to_sync(many)()
+    assert calls == 1
+    assert all(a[-1]["body"] == b"{}" for a in answers)

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from webapp.api.pagination import CursorPage
 from webapp.errors import NotFound
+from webapp.public_cache import TTL_HEADER
 from webapp.songs import selectors, services
 from webapp.songs.audio import FORMATS
 from webapp.songs.models import Song
@@ -22,6 +23,7 @@ from webapp.songs.serializers import (
     SongUpdateSerializer,
 )
 
+PUBLIC_CACHE_TTL_HEADER = TTL_HEADER.decode()
 SHARE_TOKEN_PARAM = OpenApiParameter(
     "share_token", str, description="The share token of an unlisted song.", required=False
 )
@@ -88,7 +90,11 @@ class SongDetailApi(APIView):
     def get(self, request, song_id):
         song = self._song(request, song_id)
         context = {"request": request, "share_token": _share_token(request)}
-        return Response(SongDetailSerializer(song, context=context).data)
+        response = Response(SongDetailSerializer(song, context=context).data)
+        if song.status in (Song.Status.QUEUED, Song.Status.GENERATING):
+            # Progress changes without a version bump: keep cached copies short-lived.
+            response[PUBLIC_CACHE_TTL_HEADER] = "1"
+        return response
 
     @extend_schema(request=SongUpdateSerializer, responses=SongDetailSerializer)
     def patch(self, request, song_id):
