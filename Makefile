@@ -58,7 +58,7 @@ beat: install
 bench: bench-api
 
 bench-api: install
-	@$(BIN)/python -m tests.bench.bench_api
+	@$(BIN)/python -m tests.bench.bench_api --warmup 20
 
 clean:
 	rm -rf var/media var/staticfiles .pytest_cache .ruff_cache

@@ -83,10 +83,18 @@ class CodecConfig:
 
     @classmethod
     def preset(cls, name: str) -> CodecConfig:
-        """Named sizes: 'default' (2.0 kbps), 'hq' (12 codebooks, 3.0 kbps), 'tiny' (tests)."""
+        """Named sizes: 'default' (2.0 kbps), 'hq' (12 codebooks, 3.0 kbps), 'small' (the
+        shipped CPU-trained model's size), 'tiny' (tests)."""
         presets = {
             "default": {},
             "hq": {"n_codebooks": 12},
+            # ~4.5M parameters: fits the shipped-model budget beside the LM, trains on a CPU.
+            "small": {
+                "encoder_dim": 192,
+                "encoder_layers": 3,
+                "decoder_dim": 256,
+                "decoder_layers": 6,
+            },
             "tiny": {
                 "n_codebooks": 4,
                 "codebook_size": 64,
