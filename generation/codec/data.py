@@ -9,7 +9,6 @@ batches it would have seen, and a DataLoader's worker processes can make batches
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,8 @@ import numpy as np
 import soundfile as sf
 import torch
 from torch import Tensor
+
+from generation.data.manifest import read_manifest as read_manifest_rows
 
 
 @dataclass(frozen=True)
@@ -32,23 +33,19 @@ def read_manifest(manifest: str | Path, split: str | None = None) -> list[Clip]:
     """Clips of the manifest (of one split, if given), in file order."""
     manifest = Path(manifest)
     clips = []
-    with manifest.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            try:
-                clip = Clip(
+    for number, row in enumerate(read_manifest_rows(manifest, split), 1):
+        try:
+            clips.append(
+                Clip(
                     id=str(row["id"]),
                     path=(manifest.parent / row["path"]).resolve(),
                     split=row["split"],
                     duration_s=float(row["duration_s"]),
                     sample_rate=int(row["sample_rate"]),
                 )
-            except KeyError as missing:
-                raise ValueError(f"{manifest}:{number}: manifest row lacks {missing}") from None
-            if split is None or clip.split == split:
-                clips.append(clip)
+            )
+        except KeyError as missing:
+            raise ValueError(f"{manifest}: row {number} lacks {missing}") from None
     return clips
 
 

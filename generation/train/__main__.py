@@ -1,13 +1,10 @@
 """Training entry points: `python -m generation.train <command> [options]`.
 
-Each command is a module with `add_arguments(parser)` and `main(args)`; to add one (for example
-the token LM as `lm`), write generation/train/lm.py and add a line to COMMANDS.
+To add a command (for example the token LM as `lm`), write generation/train/lm.py with
+`add_arguments(parser)` and `main(args)`, and add a line to COMMANDS.
 """
 
-from __future__ import annotations
-
-import argparse
-import importlib
+from generation.commands import run
 
 COMMANDS = {
     "codec": ("generation.train.codec", "train the neural audio codec"),
@@ -15,14 +12,7 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m generation.train", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
-    modules = {}
-    for name, (module_name, summary) in COMMANDS.items():
-        modules[name] = importlib.import_module(module_name)
-        modules[name].add_arguments(commands.add_parser(name, help=summary, description=summary))
-    args = parser.parse_args(argv)
-    modules[args.command].main(args)
+    run("python -m generation.train", __doc__, COMMANDS, argv)
 
 
 if __name__ == "__main__":

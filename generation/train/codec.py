@@ -261,7 +261,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
     parser.add_argument("--manifest", type=Path, required=True, help="corpus manifest.jsonl")
     parser.add_argument("--out", type=Path, required=True, help="checkpoint folder")
-    parser.add_argument("--preset", default=defaults.preset, choices=["default", "hq", "small", "tiny"])
+    parser.add_argument(
+        "--preset", default=defaults.preset, choices=["default", "hq", "small", "tiny"]
+    )
     parser.add_argument("--n-codebooks", type=int, default=None, help="override the preset's K")
     parser.add_argument("--steps", type=int, default=defaults.steps)
     parser.add_argument("--batch", type=int, default=defaults.batch_size, help="crops per step")
