@@ -42,6 +42,7 @@ superuser: migrate
 
 # --- Service mode (DATABASE_URL and REDIS_URL set) ------------------------------------------
 web: migrate
+	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/uvicorn webapp.asgi:application --host $(HOST) --port $(PORT) --workers 2
 
 # One process per GPU, one task at a time (the model lives in the worker child, never CUDA in the parent).
