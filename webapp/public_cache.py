@@ -15,6 +15,10 @@ net), or sooner when the view marks its answer volatile with an `X-Public-Cache-
 Misses are single-flight: while one request for a key runs through Django, the others for the
 same key wait for its answer instead of all running (a stampede at every expiry otherwise).
 
+In service mode a second level in Redis is shared by every web process: a process's miss first
+asks Redis (keys carry the content version, so old versions simply expire), and only then runs
+Django, storing its answer for all. New and restarted processes so start warm.
+
 Only requests that carry no credentials are cached: no Authorization header, no session cookie,
 no share token, and not asking for HTML (DRF's browsable API).
 """
@@ -22,10 +26,12 @@ no share token, and not asking for HTML (DRF's browsable API).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -34,7 +40,6 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 CACHEABLE_PATHS = re.compile(r"^/api/v1/(feed/|songs/[0-9a-fA-F-]{36}/)$")
-VERSION_KEY = "chorus:public-content-version"
 VERSION_REFRESH_S = 0.05
 TTL_HEADER = b"x-public-cache-ttl"
 
@@ -48,6 +53,7 @@ class _Versions:
         self._seen_at = 0.0
         self._lock = threading.Lock()
         self._redis = None
+        self.key = f"{settings.CACHE_NAMESPACE}:public-content-version"
         if settings.REDIS_URL:
             import redis
 
@@ -59,7 +65,7 @@ class _Versions:
                 self._local += 1
             return
         try:
-            self._redis.incr(VERSION_KEY)
+            self._redis.incr(self.key)
         except Exception:
             logger.exception("could not bump the public content version")
         self._seen_at = 0.0  # this process sees its own write at once
@@ -71,7 +77,7 @@ class _Versions:
         now = time.monotonic()
         if now - self._seen_at > VERSION_REFRESH_S:
             try:
-                self._seen = int(self._redis.get(VERSION_KEY) or 0)
+                self._seen = int(self._redis.get(self.key) or 0)
             except Exception:
                 logger.warning("public content version unavailable; cache bypassed")
                 return None
@@ -104,6 +110,66 @@ class _Entry:
     body: bytes
 
 
+class _SharedStore:
+    """The second level: entries in Redis, shared by all web processes (service mode only)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.prefix = f"{settings.CACHE_NAMESPACE}:pc"
+        self._clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def _client(self):
+        loop = asyncio.get_running_loop()  # an asyncio client belongs to the loop it was made in
+        client = self._clients.get(loop)
+        if client is None:
+            import redis.asyncio
+
+            client = redis.asyncio.Redis.from_url(self.url, socket_timeout=0.5)
+            self._clients[loop] = client
+        return client
+
+    def _key(self, key: tuple[str, bytes], version: int) -> str:
+        return f"{self.prefix}:{version}:{key[0]}?{key[1].decode('latin-1')}"
+
+    async def get(self, key: tuple[str, bytes], version: int) -> _Entry | None:
+        try:
+            raw = await self._client().get(self._key(key, version))
+        except Exception:
+            logger.warning("shared response cache unavailable", exc_info=True)
+            return None
+        if raw is None:
+            return None
+        head, _, body = raw.partition(b"\n")
+        meta = json.loads(head)
+        remaining = meta["expires_at"] - time.time()
+        if remaining <= 0:
+            return None
+        start = {
+            "type": "http.response.start",
+            "status": meta["status"],
+            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in meta["headers"]],
+        }
+        return _Entry(version, time.monotonic() + remaining, start, body)
+
+    async def put(self, key: tuple[str, bytes], entry: _Entry) -> None:
+        ttl = entry.expires_at - time.monotonic()
+        meta = {
+            "status": entry.start["status"],
+            "headers": [
+                (k.decode("latin-1"), v.decode("latin-1")) for k, v in entry.start["headers"]
+            ],
+            "expires_at": time.time() + ttl,
+        }
+        try:
+            await self._client().set(
+                self._key(key, entry.version),
+                json.dumps(meta).encode() + b"\n" + entry.body,
+                px=max(1, int(ttl * 1000)),
+            )
+        except Exception:
+            logger.warning("could not store in the shared response cache", exc_info=True)
+
+
 def _header(scope: dict, name: bytes) -> bytes:
     for key, value in scope.get("headers", ()):
         if key == name:
@@ -130,6 +196,7 @@ class PublicResponseCache:
         self.max_entries = max_entries
         self.entries: OrderedDict[tuple[str, bytes], _Entry] = OrderedDict()
         self.inflight: dict[tuple[str, bytes, int], asyncio.Future] = {}
+        self.shared = _SharedStore(settings.REDIS_URL) if settings.REDIS_URL else None
 
     async def __call__(self, scope, receive, send) -> None:
         if self.ttl_s <= 0 or not is_cacheable_request(scope):
@@ -145,17 +212,23 @@ class PublicResponseCache:
         if entry is None and flight_key in self.inflight:
             entry = await asyncio.shield(self.inflight[flight_key])
         if entry is not None:
-            await send({**entry.start, "headers": [*entry.start["headers"], (b"x-cache", b"hit")]})
-            await send({"type": "http.response.body", "body": entry.body})
+            await self._serve(send, entry, b"hit")
             return
 
-        # This request leads: it runs through Django; same-key requests meanwhile wait for it
-        # (and run themselves if its answer turns out not to be cacheable).
+        # This request leads: it asks the shared level, then runs through Django; same-key
+        # requests meanwhile wait for it (and run themselves if the answer is not cacheable).
         flight = asyncio.get_running_loop().create_future()
         self.inflight[flight_key] = flight
         entry = None
         try:
-            entry = await self._fetch(scope, receive, send, version)
+            if self.shared is not None:
+                entry = await self.shared.get(key, version)
+            if entry is not None:
+                await self._serve(send, entry, b"hit-shared")
+            else:
+                entry = await self._fetch(scope, receive, send, version)
+                if entry is not None and self.shared is not None:
+                    await self.shared.put(key, entry)
         finally:
             del self.inflight[flight_key]
             flight.set_result(entry)
@@ -163,6 +236,11 @@ class PublicResponseCache:
             self.entries[key] = entry
             while len(self.entries) > self.max_entries:
                 self.entries.popitem(last=False)
+
+    @staticmethod
+    async def _serve(send, entry: _Entry, label: bytes) -> None:
+        await send({**entry.start, "headers": [*entry.start["headers"], (b"x-cache", label)]})
+        await send({"type": "http.response.body", "body": entry.body})
 
     def _fresh(self, key, version: int) -> _Entry | None:
         entry = self.entries.get(key)

@@ -79,7 +79,7 @@ class RedisBackend:
 
     def hit(self, bucket: str, window_s: int, now: float) -> int:
         window = int(now // window_s)
-        key = f"chorus:rl:{bucket}:{window_s}:{window}"
+        key = f"{settings.CACHE_NAMESPACE}:rl:{bucket}:{window_s}:{window}"
         pipe = self._redis.pipeline()
         pipe.incr(key)
         pipe.expire(key, window_s + 1)
@@ -87,7 +87,7 @@ class RedisBackend:
         return int(count)
 
     def reset(self) -> None:
-        for key in self._redis.scan_iter("chorus:rl:*"):
+        for key in self._redis.scan_iter(f"{settings.CACHE_NAMESPACE}:rl:*"):
             self._redis.delete(key)
 
 

@@ -121,12 +121,15 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache, channel layer, rate limits ------------------------------------------------------
+# Prefix of every Redis key this deployment owns (cache, rate limits, response cache): two
+# deployments, or two test runs, on one Redis never read each other's entries.
+CACHE_NAMESPACE = os.environ.get("CHORUS_CACHE_NAMESPACE", "chorus")
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "chorus",
+            "KEY_PREFIX": CACHE_NAMESPACE,
         }
     }
     CHANNEL_LAYERS = {

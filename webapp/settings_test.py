@@ -14,6 +14,9 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 TASKS_INPROCESS = True
 TASKS_INPROCESS_SYNC = True
 MEDIA_ROOT = tempfile.mkdtemp(prefix="chorus-test-media-")
+# Test runs share one Redis (and may run at once): each gets its own keys.
+CACHE_NAMESPACE = f"chorus-test-{os.getpid()}"
+CACHES["default"]["KEY_PREFIX"] = CACHE_NAMESPACE  # noqa: F405
 DEBUG = False
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 SECURE_SSL_REDIRECT = False  # the test client speaks plain HTTP, also in service mode

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 
@@ -181,3 +182,50 @@ def test_concurrent_misses_for_one_key_run_django_once():
     answers = async_to_sync(many)()
     assert calls == 1
     assert all(a[-1]["body"] == b"{}" for a in answers)
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (service mode)")
+def test_web_processes_share_what_one_of_them_fetched_until_content_changes():
+    from webapp.public_cache import PublicResponseCache, public_content_changed, versions
+
+    calls = 0
+
+    async def django(scope, receive, send):
+        nonlocal calls
+        calls += 1
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b'{"n": %d}' % calls})
+
+    # Two caches stand for two web processes; Redis is what they share.
+    first, second = PublicResponseCache(django, ttl_s=60), PublicResponseCache(django, ttl_s=60)
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/api/v1/feed/",
+        "query_string": b"x",
+        "headers": [],
+    }
+    public_content_changed()  # a version no earlier run used
+
+    async def get(cache):
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        await cache(scope, None, send)
+        return dict(sent[0]["headers"])[b"x-cache"], sent[-1]["body"]
+
+    assert async_to_sync(get)(first) == (b"miss", b'{"n": 1}')
+    assert async_to_sync(get)(second) == (b"hit-shared", b'{"n": 1}')
+    assert calls == 1
+
+    public_content_changed()
+    versions()._seen_at = 0.0  # the other process looks again (it would within 50 ms)
+    assert async_to_sync(get)(second) == (b"miss", b'{"n": 2}')

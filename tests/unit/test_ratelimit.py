@@ -188,7 +188,7 @@ def test_the_redis_backend_lets_counts_expire(redis_backend):
     bucket = f"test:{uuid.uuid4()}"
     redis_backend.hit(bucket, 60, HOUR_START)
 
-    key = f"chorus:rl:{bucket}:60:{int(HOUR_START // 60)}"
+    key = f"{settings.CACHE_NAMESPACE}:rl:{bucket}:60:{int(HOUR_START // 60)}"
     assert 0 < redis_backend._redis.ttl(key) <= 61
 
 
