@@ -8,6 +8,7 @@ from generation.commands import run
 
 COMMANDS = {
     "codec": ("generation.eval.codec", "evaluate a codec checkpoint against Opus"),
+    "codec-listen": ("generation.eval.codec_listen", "spectrograms and audio of held-out clips"),
 }
 
 
