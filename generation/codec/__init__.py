@@ -10,7 +10,20 @@
 See docs/codec.md for the design, the bitrate arithmetic and the measured numbers.
 """
 
+from pathlib import Path
+
 from generation.codec.model import Codec, CodecConfig, CodecOutput, StreamState
 from generation.codec.quantizer import codebook_usage
 
-__all__ = ["Codec", "CodecConfig", "CodecOutput", "StreamState", "codebook_usage"]
+# The shipped default, trained by `python -m generation.train codec` (model card:
+# docs/models/codec-small-v1.md). Replace it only with a retrain that is clearly better.
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "codec-small-v1.pt"
+
+__all__ = [
+    "DEFAULT_CHECKPOINT",
+    "Codec",
+    "CodecConfig",
+    "CodecOutput",
+    "StreamState",
+    "codebook_usage",
+]
