@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
 .PHONY: install run test lint format migrate superuser worker worker-cpu beat web \
-        bench bench-api clean
+        bench bench-api bench-codec clean
 
 # The virtualenv is rebuilt when pyproject.toml changes. torch==2.13.0 resolves to the CPU wheel
 # that pip finds through its configured find-links on these machines.
@@ -56,10 +56,18 @@ beat: install
 	$(BIN)/celery -A webapp beat --loglevel INFO
 
 # --- Benchmarks (print figures; never timed assertions in the unit suite) -------------------
-bench: bench-api
+bench: bench-api bench-codec
 
 bench-api: install
 	@$(BIN)/python -m tests.bench.bench_api --warmup 20
+
+# The shipped codec against Opus on held-out clips. Uses the 20-hour corpus if it was built
+# (python -m generation.data build --hours 20 --out var/corpus/full), else builds 3 hours (~1 min).
+CORPUS ?= var/corpus/full
+bench-codec: install
+	@test -f $(CORPUS)/manifest.jsonl || $(BIN)/python -m generation.data build --hours 3 --out $(CORPUS)
+	@$(BIN)/python -m generation.eval codec --checkpoint generation/checkpoints/codec-small-v1.pt \
+		--manifest $(CORPUS)/manifest.jsonl --clips 24
 
 clean:
 	rm -rf var/media var/staticfiles .pytest_cache .ruff_cache
