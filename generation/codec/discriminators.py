@@ -19,6 +19,17 @@ from torch.nn.utils.parametrizations import weight_norm
 Features = list[Tensor]
 
 
+def _conv_stack(x: Tensor, layers: nn.ModuleList, out: nn.Module) -> tuple[Tensor, Features]:
+    """Leaky-ReLU conv layers then the output conv: (flattened logits, every layer's output)."""
+    features = []
+    for layer in layers:
+        x = F.leaky_relu(layer(x), 0.1)
+        features.append(x)
+    x = out(x)
+    features.append(x)
+    return x.flatten(1), features
+
+
 class PeriodDiscriminator(nn.Module):
     def __init__(self, period: int, channels: tuple[int, ...] = (32, 64, 128, 256)):
         super().__init__()
@@ -34,13 +45,7 @@ class PeriodDiscriminator(nn.Module):
     def forward(self, wave: Tensor) -> tuple[Tensor, Features]:
         x = F.pad(wave, (0, (-wave.shape[-1]) % self.period), mode="reflect")[:, None]
         x = x.reshape(x.shape[0], 1, -1, self.period)
-        features = []
-        for layer in self.layers:
-            x = F.leaky_relu(layer(x), 0.1)
-            features.append(x)
-        x = self.out(x)
-        features.append(x)
-        return x.flatten(1), features
+        return _conv_stack(x, self.layers, self.out)
 
 
 class SpectrogramDiscriminator(nn.Module):
@@ -64,13 +69,7 @@ class SpectrogramDiscriminator(nn.Module):
             wave, self.n_fft, self.n_fft // 4, window=self.window, center=True, return_complex=True
         )
         x = torch.log(spec.abs().clamp(min=1e-5))[:, None].transpose(2, 3)  # [B, 1, time, freq]
-        features = []
-        for layer in self.layers:
-            x = F.leaky_relu(layer(x), 0.1)
-            features.append(x)
-        x = self.out(x)
-        features.append(x)
-        return x.flatten(1), features
+        return _conv_stack(x, self.layers, self.out)
 
 
 class Discriminator(nn.Module):
