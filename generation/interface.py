@@ -27,6 +27,12 @@ class SongRequest:
     seed: int
     guidance: float = 3.0
     style_tags: tuple[str, ...] = ()
+    # structured controls by name (bpm, energy, brightness, key, mode, instruments_in/out);
+    # backends that have no such control ignore them
+    controls: tuple[tuple[str, object], ...] = ()
+    expand_prompt: bool = True  # fill a short prompt out with attributes of the nearest styles
+    reference_path: str | None = None  # "Influence": an audio file whose style steers the song
+    candidates: int = 1  # best-of-n: generate n and keep the one the critic scores highest
 
 
 @dataclass
@@ -72,4 +78,20 @@ def _placeholder() -> SongGenerator:
     return PlaceholderToneGenerator()
 
 
+def _musicgen() -> SongGenerator:
+    from generation.musicgen import from_env  # imports transformers only when first used
+
+    return from_env()  # the checkpoint directory is $CHORUS_MUSICGEN_DIR
+
+
 register_song_generator("placeholder", _placeholder)
+register_song_generator("musicgen", _musicgen)
+
+
+def _chorus() -> SongGenerator:
+    from generation.lm.songs import ChorusSongGenerator  # torch and the model load when first used
+
+    return ChorusSongGenerator()
+
+
+register_song_generator("chorus", _chorus)

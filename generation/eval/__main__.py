@@ -9,6 +9,8 @@ from generation.commands import run
 COMMANDS = {
     "codec": ("generation.eval.codec", "evaluate a codec checkpoint against Opus"),
     "codec-listen": ("generation.eval.codec_listen", "spectrograms and audio of held-out clips"),
+    "lm": ("generation.eval.lm", "speed and controllability of the token LM"),
+    "probe": ("generation.eval.probe", "score an attribute probe on held-out clips"),
 }
 
 

@@ -8,6 +8,8 @@ from generation.commands import run
 
 COMMANDS = {
     "codec": ("generation.train.codec", "train the neural audio codec"),
+    "probe": ("generation.train.probe", "train the attribute probe (style, instruments)"),
+    "lm": ("generation.train.lm", "train the token LM over codec tokens"),
 }
 
 
