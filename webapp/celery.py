@@ -19,7 +19,11 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.update(
     task_queues=(Queue("default"), Queue("gpu")),
     task_default_queue="default",
-    task_routes={"webapp.songs.tasks.song_generate": {"queue": "gpu"}},
+    task_routes={
+        "webapp.songs.tasks.song_generate": {"queue": "gpu"},
+        "generation.tasks.*": {"queue": "gpu"},  # the engine's own tasks (rooms, songs)
+    },
+    include=["generation.tasks"],
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,

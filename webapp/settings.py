@@ -165,8 +165,10 @@ SONG_TASK_SOFT_TIME_LIMIT_S = int(os.environ.get("CHORUS_SONG_SOFT_TIME_LIMIT_S"
 SONG_TASK_TIME_LIMIT_S = int(os.environ.get("CHORUS_SONG_TIME_LIMIT_S", "1260"))
 
 # --- Generation -----------------------------------------------------------------------------
-# The song generator backend. "placeholder" is a labelled test tone until the engine lands.
-GENERATION_BACKEND = os.environ.get("CHORUS_GENERATION_BACKEND", "placeholder")
+# The song generator backend: "chorus" (the project's own token LM, generation/checkpoints),
+# "musicgen" (a local MusicGen checkpoint in CHORUS_MUSICGEN_DIR) or "placeholder" (a labelled
+# test tone, which the unit tests use because it is instant).
+GENERATION_BACKEND = os.environ.get("CHORUS_GENERATION_BACKEND", "chorus")
 
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -381,3 +381,60 @@ def test_the_feed_pages_in_like_order(anon, client_for, make_song, alice, bob):
         url = page["next"]
 
     assert seen == ["Song 1", "Song 3", "Song 4", "Song 2", "Song 0"]
+
+
+# --- Controls, prompt expansion and the real model ---------------------------------------------
+
+
+def test_controls_are_validated_and_kept(alice_api):
+    body = {
+        "prompt": "night drive",
+        "duration_s": 10,
+        "expand_prompt": False,
+        "controls": {"bpm": 96, "key": "F#", "mode": "minor", "instruments_in": ["warm pad"]},
+    }
+    response = alice_api.post(SONGS, body, format="json")
+    assert response.status_code == 202, response.content
+    song = Song.objects.get(pk=response.json()["id"])
+    assert song.controls["bpm"] == 96 and song.controls["instruments_in"] == ["warm pad"]
+    assert song.expand_prompt is False
+    detail = alice_api.get(song_url(song)).json()
+    assert detail["controls"]["key"] == "F#" and detail["expand_prompt"] is False
+
+
+@pytest.mark.parametrize(
+    "controls, message",
+    [
+        ({"bpm": 400}, "bpm"),
+        ({"bpm": "fast"}, "bpm must be a number"),
+        ({"tempo": 120}, "Unknown control 'tempo'"),
+        ({"mode": "dorian"}, "mode"),
+        ({"key": "H"}, "key"),
+        ({"instruments_in": "piano"}, "list of instrument names"),
+        ({"energy": 2}, "energy"),
+    ],
+)
+def test_bad_controls_are_refused_with_a_clear_error(alice_api, controls, message):
+    before = Song.objects.count()
+    response = alice_api.post(
+        SONGS, {"prompt": "x", "duration_s": 10, "controls": controls}, format="json"
+    )
+    assert response.status_code == 400
+    assert message in str(response.json())
+    assert Song.objects.count() == before
+
+
+def test_the_shipped_model_makes_a_song_end_to_end(alice_api, settings):
+    """The real backend through the whole pipeline: the shipped LM, codec and MiniLM."""
+    settings.GENERATION_BACKEND = "chorus"
+    body = {"prompt": "techno", "duration_s": 10, "seed": 4, "controls": {"bpm": 126}}
+    response = alice_api.post(SONGS, body, format="json")
+    assert response.status_code == 202, response.content
+    song = alice_api.get(response.json()["url"]).json()
+    assert song["status"] == "ready", song["error"]
+    assert song["is_placeholder"] is False
+    assert song["model_version"].startswith("lm-")
+    assert song["audio_duration_s"] == pytest.approx(10.0)
+    assert song["expansion"]["style"]  # the prompt was expanded (bpm kept as asked)
+    assert song["controls"]["bpm"] == 126
+    assert max(song["peaks"]) > 0.01  # not silence

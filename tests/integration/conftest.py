@@ -29,6 +29,10 @@ class Worker:
             ),
             "CHORUS_MEDIA_ROOT": str(settings.MEDIA_ROOT),
             "CHORUS_TASKS_INPROCESS": "0",
+            # the backend the test chose (the instant tone unless a test asks for the model)
+            "CHORUS_GENERATION_BACKEND": settings.GENERATION_BACKEND,
+            # this run's Redis keys (the engine's room-state store lives under them too)
+            "CHORUS_CACHE_NAMESPACE": settings.CACHE_NAMESPACE,
         }
         self.process = subprocess.Popen(
             [

@@ -51,6 +51,9 @@ class Song(models.Model):
     seed = models.BigIntegerField()
     guidance = models.FloatField(default=3.0)
     style_tags = models.JSONField(default=list, blank=True)
+    # structured controls (generation.steering.Controls as a dict: bpm, key, instruments...)
+    controls = models.JSONField(default=dict, blank=True)
+    expand_prompt = models.BooleanField(default=True)
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     progress = models.FloatField(default=0.0)

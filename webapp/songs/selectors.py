@@ -9,7 +9,7 @@ from webapp.songs.models import Song
 
 FEED_SORTS = ("newest", "liked")
 # Columns that lists never show; peaks alone is an 800-value JSON array per row.
-LIST_DEFERRED = ("peaks", "provenance", "prompt", "error")
+LIST_DEFERRED = ("peaks", "provenance", "prompt", "error", "controls")
 
 
 def _one(songs: QuerySet) -> Song | None:

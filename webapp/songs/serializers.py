@@ -31,6 +31,18 @@ class SongCreateSerializer(serializers.Serializer):
         max_length=MAX_STYLE_TAGS,
         default=list,
     )
+    controls = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text=(
+            "Structured controls: bpm (40-220), energy and brightness (0-1), key (C, C#/Db...), "
+            "mode (major|minor), section (intro, build, drop, breakdown, outro...), "
+            "instruments_in and instruments_out (lists of instrument names)."
+        ),
+    )
+    expand_prompt = serializers.BooleanField(
+        default=True, help_text="Fill a short prompt out with attributes of the nearest style."
+    )
     title = serializers.CharField(max_length=MAX_TITLE_CHARS, required=False, allow_blank=True)
     visibility = serializers.ChoiceField(choices=Song.Visibility.choices, default="private")
 
@@ -95,6 +107,11 @@ class SongDetailSerializer(SongListItemSerializer):
     prompt = serializers.CharField()
     seed = serializers.IntegerField()
     guidance = serializers.FloatField()
+    controls = serializers.DictField()
+    expand_prompt = serializers.BooleanField()
+    expansion = serializers.DictField(
+        help_text="What prompt expansion added (nearest style and the controls it filled in)."
+    )
     error = serializers.CharField()
     sample_rate = serializers.IntegerField(allow_null=True)
     audio_duration_s = serializers.FloatField(allow_null=True)
@@ -111,6 +128,9 @@ class SongDetailSerializer(SongListItemSerializer):
             "prompt": song.prompt,
             "seed": song.seed,
             "guidance": song.guidance,
+            "controls": song.controls,
+            "expand_prompt": song.expand_prompt,
+            "expansion": (song.provenance or {}).get("expansion") or {},
             "error": song.error,
             "sample_rate": song.sample_rate,
             "audio_duration_s": song.audio_duration_s,

@@ -6,6 +6,7 @@ hears of a change that rolled back.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import time
@@ -26,6 +27,7 @@ from generation.interface import (
     SongRequest,
     get_song_generator,
 )
+from generation.steering import Controls
 from webapp.errors import ServiceError
 from webapp.jobs import enqueue
 from webapp.public_cache import public_content_changed
@@ -111,6 +113,41 @@ def song_check_parameters(*, duration_s: float, guidance: float, seed: int | Non
         raise ServiceError(f"Seed must be between 0 and {MAX_SEED}.", field="seed")
 
 
+MAX_CONTROL_INSTRUMENTS = 8
+
+
+def song_clean_controls(controls: dict | None) -> dict:
+    """Controls as generation.steering.Controls accepts them, or a ServiceError naming the
+    problem. Unknown fields are refused (a typo must not silently do nothing)."""
+    controls = dict(controls or {})
+    known = {f.name for f in dataclasses.fields(Controls)}
+    unknown = sorted(set(controls) - known)
+    if unknown:
+        raise ServiceError(
+            f"Unknown control {unknown[0]!r}; known: {', '.join(sorted(known))}.", field="controls"
+        )
+    for name in ("instruments_in", "instruments_out"):
+        value = controls.get(name, [])
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ServiceError(f"{name} must be a list of instrument names.", field="controls")
+        if len(value) > MAX_CONTROL_INSTRUMENTS:
+            raise ServiceError(
+                f"At most {MAX_CONTROL_INSTRUMENTS} instruments in {name}.", field="controls"
+            )
+    for name in ("bpm", "energy", "brightness"):
+        value = controls.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ServiceError(f"{name} must be a number.", field="controls")
+    for name in ("key", "mode", "section"):
+        value = controls.get(name)
+        if value is not None and not isinstance(value, str):
+            raise ServiceError(f"{name} must be a string.", field="controls")
+    try:
+        return Controls.from_dict(controls).as_dict()
+    except (TypeError, ValueError) as exc:
+        raise ServiceError(f"Bad controls: {exc}.", field="controls") from exc
+
+
 def song_title_from_prompt(prompt: str) -> str:
     words = prompt.split()
     title = " ".join(words[:8])
@@ -128,6 +165,8 @@ def song_create(
     seed: int | None = None,
     guidance: float = 3.0,
     style_tags: list[str] | None = None,
+    controls: dict | None = None,
+    expand_prompt: bool = True,
     title: str | None = None,
     visibility: str = Song.Visibility.PRIVATE,
 ) -> Song:
@@ -138,6 +177,7 @@ def song_create(
     prompt = song_clean_prompt(prompt)
     song_check_parameters(duration_s=duration_s, guidance=guidance, seed=seed)
     tags = song_clean_style_tags(style_tags or [])
+    clean_controls = song_clean_controls(controls)
     title = song_clean_title(title) if title else song_title_from_prompt(prompt)
     if visibility not in Song.Visibility.values:
         raise ServiceError(f"Unknown visibility {visibility!r}.", field="visibility")
@@ -150,6 +190,8 @@ def song_create(
         seed=seed if seed is not None else secrets.randbelow(MAX_SEED + 1),
         guidance=float(guidance),
         style_tags=tags,
+        controls=clean_controls,
+        expand_prompt=bool(expand_prompt),
         visibility=visibility,
         model_version=settings.GENERATION_BACKEND,
     )
@@ -273,6 +315,8 @@ def song_render(*, song_id: str) -> None:
         seed=song.seed,
         guidance=song.guidance,
         style_tags=tuple(song.style_tags),
+        controls=tuple(sorted((song.controls or {}).items())),
+        expand_prompt=song.expand_prompt,
     )
     try:
         rendered = generator.generate_song(request, progress)
