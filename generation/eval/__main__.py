@@ -10,6 +10,7 @@ COMMANDS = {
     "codec": ("generation.eval.codec", "evaluate a codec checkpoint against Opus"),
     "codec-listen": ("generation.eval.codec_listen", "spectrograms and audio of held-out clips"),
     "lm": ("generation.eval.lm", "speed and controllability of the token LM"),
+    "lm-listen": ("generation.eval.lm_listen", "spectrograms of generated clips and prompts"),
     "probe": ("generation.eval.probe", "score an attribute probe on held-out clips"),
 }
 

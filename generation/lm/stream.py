@@ -325,7 +325,10 @@ class Engine:
         latency = self.model.pattern.latency
         for s in sessions:  # a stream that just (re)started first fills its delay pattern
             if s.step < latency:
-                self._run_steps([s], latency - s.step)
+                first = s.step
+                produced = self._run_steps([s], latency - first)[0]
+                _, pending = self.model.pattern.frames(produced[None], first, s.pending[None])
+                s.pending = pending[0]
         begins = []
         for s, steering in zip(sessions, steerings, strict=True):
             begin = s.cond_now
