@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "webapp.accounts",
     "webapp.songs",
     "webapp.feedback",
+    "collab",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,104 @@
+"""Reads of rooms, and the one visibility rule every path (API, pages, websockets) goes through."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Q, QuerySet
+
+from collab.models import Chunk, Proposal, Room, Round
+from webapp.errors import NotFound
+
+CHUNKS_PAGE = 100
+
+
+def participant_key(user, anon_key: str | None = None) -> str | None:
+    """Who is acting, as rooms count them: ``user:<id>``, ``anon:<session key>``, or None."""
+    if user is not None and user.is_authenticated:
+        return f"user:{user.pk}"
+    if anon_key:
+        return f"anon:{anon_key}"
+    return None
+
+
+def room_can_host(room: Room, user) -> bool:
+    """The host, and admins (who moderate every room)."""
+    return (
+        user is not None
+        and user.is_authenticated
+        and (user.pk == room.host_id or user.is_staff or user.is_superuser)
+    )
+
+
+def room_can_view(room: Room, user, *, share_token: str | None = None) -> bool:
+    """As for songs: public rooms anyone; unlisted ones by share token; private ones the host."""
+    if room_can_host(room, user):
+        return True
+    if room.visibility == Room.Visibility.PUBLIC:
+        return True
+    if room.visibility == Room.Visibility.UNLISTED:
+        return share_token is not None and share_token == room.share_token
+    return False
+
+
+def room_get_for_viewer(
+    *, user, room_id=None, slug: str | None = None, share_token: str | None = None
+) -> Room:
+    """The room (by id or slug) if `user` may see it; NotFound otherwise (existence is not
+    revealed)."""
+    if (room_id is None) == (slug is None):
+        raise ValueError("pass exactly one of room_id and slug")
+    lookup = {"pk": room_id} if room_id is not None else {"slug": slug}
+    try:
+        room = Room.objects.select_related("host").get(**lookup)
+    except (Room.DoesNotExist, ValidationError, ValueError):  # the last two: not a UUID
+        room = None
+    if room is None or not room_can_view(room, user, share_token=share_token):
+        raise NotFound("No such room.")
+    return room
+
+
+def room_list_public() -> QuerySet:
+    """Public rooms that are still on (live or paused), newest first."""
+    return (
+        Room.objects.filter(
+            visibility=Room.Visibility.PUBLIC,
+            status__in=(Room.Status.LIVE, Room.Status.PAUSED),
+        )
+        .select_related("host")
+        .order_by("-created_at", "-id")
+    )
+
+
+def round_current(*, room: Room) -> Round | None:
+    """The room's open round (None once the room has ended)."""
+    return Round.objects.filter(room=room, status=Round.Status.OPEN).first()
+
+
+def round_list_due(*, now: datetime) -> QuerySet:
+    """Open rounds of live rooms whose time is up: what the conductor closes next."""
+    return Round.objects.filter(
+        status=Round.Status.OPEN, ends_at__lte=now, room__status=Room.Status.LIVE
+    ).select_related("room")
+
+
+def ballot(*, round: Round) -> QuerySet:
+    """The approved proposals of a round, each with `vote_count`, most voted first."""
+    return (
+        Proposal.objects.filter(round=round, status=Proposal.Status.APPROVED)
+        .annotate(vote_count=Count("votes", filter=Q(votes__round=round)))
+        .order_by("-vote_count", "created_at", "id")
+    )
+
+
+def proposal_list_pending(*, room: Room) -> QuerySet:
+    """The host's queue in audience mode: proposals waiting for approval, oldest first."""
+    return Proposal.objects.filter(room=room, status=Proposal.Status.PENDING).order_by(
+        "created_at", "id"
+    )
+
+
+def chunks_since(*, room: Room, sequence: int, limit: int = CHUNKS_PAGE) -> QuerySet:
+    """The room's chunks after `sequence` (-1 for all), in order, at most `limit` of them."""
+    return Chunk.objects.filter(room=room, sequence__gt=sequence).order_by("sequence")[:limit]

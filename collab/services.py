@@ -1,0 +1,930 @@
+"""Writes on rooms. Consumers, views, the conductor and tasks call these; nothing else changes a
+room, its rounds, proposals, votes or chunks.
+
+Checks are separate functions that raise ServiceError (or Forbidden) and change nothing. Every
+function takes the room as its caller fetched it (through collab.selectors.room_get_for_viewer for
+people, so visibility is already settled) and takes the room's row lock itself where a change
+must not interleave with closing a round. Participants are named by key (see collab.models):
+pass `user` for accounts and `anon_key` (the session key) for signed-out listeners.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import secrets
+import unicodedata
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from collab import audio as room_audio
+from collab.models import (
+    ACCOUNT_AGE_RANGE,
+    MAX_ANCHOR_CHARS,
+    MAX_PROPOSAL_CHARS,
+    MAX_SLUG_CHARS,
+    MAX_TITLE_CHARS,
+    ROUND_LENGTH_RANGE,
+    SLOW_MODE_RANGE,
+    Chunk,
+    Proposal,
+    Room,
+    Round,
+    Vote,
+)
+from collab.selectors import participant_key, room_can_host
+from collab.steering_rules import NudgeError, blend_to_steering, clean_nudge, describe_nudge
+from collab.voting import ANCHOR, BlendRules, next_blend, normalise, round_ends_at, tally
+from generation.interface import MAX_SONG_SECONDS, MIN_SONG_SECONDS
+from generation.steering import Controls, Steering
+from webapp.errors import Forbidden, NotFound, ServiceError
+from webapp.ratelimit import ratelimit_enforce
+from webapp.songs import audio as song_audio
+from webapp.songs.models import MAX_PROMPT_CHARS as MAX_SONG_PROMPT_CHARS
+from webapp.songs.models import MAX_TITLE_CHARS as MAX_SONG_TITLE_CHARS
+from webapp.songs.models import PEAKS_PER_SONG, Song
+from webapp.songs.services import MAX_SEED, song_clean_controls
+
+logger = logging.getLogger(__name__)
+
+MAX_LIVE_ROOMS_PER_HOST = 3  # live or paused: a live room costs a share of a GPU
+MAX_BALLOT = 24  # approved proposals on one round's ballot
+MAX_PENDING = 200  # proposals waiting for the host of an audience room
+LATE_PROPOSAL_FRACTION = 0.25  # an unvoted proposal made this late in a round moves to the next
+DEFAULT_RULES = BlendRules()
+MAX_KEEP_CHUNKS = 2000  # bounds the query of room_keep (600 s of 0.3 s chunks)
+# Bidirectional overrides and isolates (they would let a proposal rearrange an overlay's text),
+# zero-width space and BOM. Other format characters stay: emoji sequences need the joiner.
+_INVISIBLE = frozenset(
+    [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200B, 0x200E, 0x200F, 0x061C, 0xFEFF]
+)
+
+
+# --- Checks (they raise and change nothing) ---------------------------------------------------
+
+
+def _visible(ch: str) -> bool:
+    return ord(ch) not in _INVISIBLE and unicodedata.category(ch) not in ("Cc", "Cs", "Co", "Cn")
+
+
+def _clean_line(value: str, *, limit: int, empty: str, too_long: str, field: str) -> str:
+    """One line of text as people should see it: whitespace collapsed, control and invisible
+    characters removed."""
+    text = "".join(ch if ch.isspace() or _visible(ch) else "" for ch in str(value))
+    text = " ".join(text.split())
+    if not text:
+        raise ServiceError(empty, field=field)
+    if len(text) > limit:
+        raise ServiceError(too_long.format(limit=limit, length=len(text)), field=field)
+    return text
+
+
+def room_clean_title(title: str) -> str:
+    return _clean_line(
+        title,
+        limit=MAX_TITLE_CHARS,
+        empty="A room needs a title.",
+        too_long="Room titles are at most {limit} characters (this one has {length}).",
+        field="title",
+    )
+
+
+def room_clean_anchor_prompt(prompt: str) -> str:
+    return _clean_line(
+        prompt,
+        limit=MAX_ANCHOR_CHARS,
+        empty="Write the room's prompt: what should it play when nobody votes?",
+        too_long="The room's prompt is at most {limit} characters (this one has {length}).",
+        field="anchor_prompt",
+    )
+
+
+def proposal_clean_text(text: str) -> str:
+    return _clean_line(
+        text,
+        limit=MAX_PROPOSAL_CHARS,
+        empty="Write an idea: what should the music do next?",
+        too_long="Proposals are at most {limit} characters (this one has {length}).",
+        field="text",
+    )
+
+
+def _clean_whole(name: str, value, low: int, high: int, message: str) -> int:
+    number = value
+    if isinstance(value, float) and value.is_integer():
+        number = int(value)
+    if isinstance(number, bool) or not isinstance(number, int) or not low <= number <= high:
+        raise ServiceError(f"{message}; got {value!r}.", field=name)
+    return number
+
+
+def _clean_choice(name: str, value, choices: type, label: str) -> str:
+    if value not in choices.values:
+        known = ", ".join(choices.values)
+        raise ServiceError(f"Unknown {label} {value!r}; choose one of {known}.", field=name)
+    return value
+
+
+def room_clean_settings(
+    *,
+    visibility: str | None = None,
+    mode: str | None = None,
+    round_length_s: int | None = None,
+    who_may_propose: str | None = None,
+    slow_mode_s: int | None = None,
+    min_account_age_days: int | None = None,
+    login_required: bool | None = None,
+) -> dict:
+    """The given settings, checked; settings left as None are not in the answer."""
+    cleaned: dict = {}
+    if visibility is not None:
+        cleaned["visibility"] = _clean_choice(
+            "visibility", visibility, Room.Visibility, "visibility"
+        )
+    if mode is not None:
+        cleaned["mode"] = _clean_choice("mode", mode, Room.Mode, "mode")
+    if who_may_propose is not None:
+        cleaned["who_may_propose"] = _clean_choice(
+            "who_may_propose", who_may_propose, Room.Proposers, "setting"
+        )
+    if round_length_s is not None:
+        low, high = ROUND_LENGTH_RANGE
+        cleaned["round_length_s"] = _clean_whole(
+            "round_length_s", round_length_s, low, high, f"Rounds last {low} to {high} seconds"
+        )
+    if slow_mode_s is not None:
+        low, high = SLOW_MODE_RANGE
+        cleaned["slow_mode_s"] = _clean_whole(
+            "slow_mode_s", slow_mode_s, low, high, f"Slow mode is {low} (off) to {high} seconds"
+        )
+    if min_account_age_days is not None:
+        low, high = ACCOUNT_AGE_RANGE
+        cleaned["min_account_age_days"] = _clean_whole(
+            "min_account_age_days",
+            min_account_age_days,
+            low,
+            high,
+            f"The minimum account age is {low} to {high} days",
+        )
+    if login_required is not None:
+        if not isinstance(login_required, bool):
+            raise ServiceError("login_required is true or false.", field="login_required")
+        cleaned["login_required"] = login_required
+    return cleaned
+
+
+def room_check_host(room: Room, user, *, action: str = "change this room") -> None:
+    if not room_can_host(room, user):
+        raise Forbidden(f"Only the host can {action}.")
+
+
+def room_check_not_ended(room: Room) -> None:
+    if room.status == Room.Status.ENDED:
+        raise ServiceError("This room has ended.", code="ended")
+
+
+def room_check_live(room: Room) -> None:
+    room_check_not_ended(room)
+    if room.status == Room.Status.PAUSED:
+        raise ServiceError(
+            "The room is paused; it opens again when the host resumes it.", code="paused"
+        )
+
+
+def room_check_host_capacity(host) -> None:
+    running = Room.objects.filter(
+        host=host, status__in=(Room.Status.LIVE, Room.Status.PAUSED)
+    ).count()
+    if running >= MAX_LIVE_ROOMS_PER_HOST:
+        raise ServiceError(
+            f"You already host {running} rooms that are on (at most "
+            f"{MAX_LIVE_ROOMS_PER_HOST}); end one to start another.",
+            code="too_many_rooms",
+        )
+
+
+def participant_check_may_take_part(room: Room, user, anon_key: str | None, *, to: str) -> str:
+    """The participant's key, if they may take part in the room at all (`to`: "propose",
+    "vote"); the room must be live."""
+    room_check_live(room)
+    actor = participant_key(user, anon_key)
+    if actor is None or (room.login_required and not actor.startswith("user:")):
+        raise ServiceError(f"Sign in to {to} in this room.", code="login_required")
+    return actor
+
+
+def proposal_check_author(room: Room, user, anon_key: str | None, *, now: datetime) -> str:
+    """The author's participant key, if the room's gates let them propose (slow mode aside,
+    which needs the database: proposal_check_slow_mode)."""
+    actor = participant_check_may_take_part(room, user, anon_key, to="propose")
+    if room_can_host(room, user):
+        return actor
+    if room.who_may_propose == Room.Proposers.HOST_ONLY:
+        raise Forbidden("Only the host proposes in this room; vote on the ballot instead.")
+    signed_in = actor.startswith("user:")
+    if room.who_may_propose == Room.Proposers.LOGGED_IN and not signed_in:
+        raise ServiceError("Sign in to propose in this room.", code="login_required")
+    days = room.min_account_age_days
+    if days:
+        age = (now - user.date_joined) if signed_in else None
+        if age is None or age < timedelta(days=days):
+            yours = f" (yours is {age.days} days old)" if age is not None else ""
+            raise ServiceError(
+                f"Proposals in this room need an account at least {days} days old{yours}.",
+                code="account_too_new",
+            )
+    return actor
+
+
+def proposal_check_slow_mode(room: Room, actor: str, *, now: datetime) -> None:
+    """Slow mode: one proposal per participant per `slow_mode_s` (the host is exempt).
+
+    Two requests of one participant at the same instant may both pass; the per-participant rate
+    limit (room_propose) is the hard bound, slow mode the host's pacing tool."""
+    if not room.slow_mode_s or actor == f"user:{room.host_id}":
+        return
+    last = (
+        Proposal.objects.filter(room=room, author_key=actor)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    if last is None:
+        return
+    wait = room.slow_mode_s - (now - last).total_seconds()
+    if wait > 0:
+        raise ServiceError(
+            f"Slow mode is on: wait {math.ceil(wait)} s before proposing again.",
+            code="slow_mode",
+        )
+
+
+def proposal_clean(*, text: str | None, control: Mapping | None) -> tuple[str, str, dict]:
+    """(kind, text, control) of a proposal: a prompt, or a control nudge labelled for the ballot."""
+    if control:
+        if text and str(text).strip():
+            raise ServiceError(
+                "A proposal is a prompt or a control nudge, not both.", field="control"
+            )
+        try:
+            nudge = clean_nudge(control)
+        except NudgeError as exc:
+            raise ServiceError(str(exc), field="control") from exc
+        return Proposal.Kind.CONTROL, describe_nudge(nudge)[:MAX_PROPOSAL_CHARS], nudge
+    return Proposal.Kind.PROMPT, proposal_clean_text(text or ""), {}
+
+
+def proposal_check_ballot(room: Room, round: Round, *, kind: str, text: str, status: str) -> None:
+    """Room on the ballot (or in the host's queue), and not the same idea twice."""
+    same = Proposal.objects.filter(room=room, kind=kind, text__iexact=text)
+    if (
+        same.filter(round=round, status=Proposal.Status.APPROVED).exists()
+        or same.filter(status=Proposal.Status.PENDING).exists()
+    ):
+        raise ServiceError(
+            f"“{text}” is already proposed: vote for it instead.", code="duplicate", field="text"
+        )
+    if status == Proposal.Status.APPROVED:
+        on_ballot = Proposal.objects.filter(round=round, status=Proposal.Status.APPROVED).count()
+        if on_ballot >= MAX_BALLOT:
+            raise ServiceError(
+                f"The ballot is full ({MAX_BALLOT} proposals): vote for one of them, or propose "
+                "again next round.",
+                code="ballot_full",
+            )
+    else:
+        waiting = Proposal.objects.filter(room=room, status=Proposal.Status.PENDING).count()
+        if waiting >= MAX_PENDING:
+            raise ServiceError(
+                f"The host has {waiting} proposals to look at; try again in a moment.",
+                code="queue_full",
+            )
+
+
+# --- Helpers --------------------------------------------------------------------------------
+
+
+def _round_length(room: Room) -> timedelta:
+    """How long the room's rounds last (slow mode stretches them: collab.voting)."""
+    end = round_ends_at(opened_at=0.0, length_s=room.round_length_s, slow_mode_s=room.slow_mode_s)
+    return timedelta(seconds=end)
+
+
+def _round_open(room: Room, *, number: int, now: datetime) -> Round:
+    return Round.objects.create(
+        room=room, number=number, opened_at=now, ends_at=now + _round_length(room)
+    )
+
+
+def _open_round_locked(room: Room) -> Round | None:
+    return Round.objects.select_for_update().filter(room=room, status=Round.Status.OPEN).first()
+
+
+def _lock(room: Room) -> Room:
+    """The room's row, locked until the end of the caller's transaction."""
+    return Room.objects.select_for_update().get(pk=room.pk)
+
+
+def _copy_back(room: Room, locked: Room) -> None:
+    """Let the caller's instance see what the locked copy now holds."""
+    for field in room._meta.concrete_fields:
+        setattr(room, field.attname, getattr(locked, field.attname))
+
+
+def _room_resteer(room: Room, *, new_nudges: Mapping[str, Proposal] | None = None) -> None:
+    """Set `room.current_steering` from its current blend (the caller saves the room).
+
+    Prompts come from every prompt proposal in the blend; control nudges only from
+    `new_nudges`: those already in the blend are part of the current controls."""
+    ids = [int(k) for k in room.current_blend if k != ANCHOR and str(k).isdigit()]
+    prompts = Proposal.objects.filter(
+        pk__in=ids, kind=Proposal.Kind.PROMPT, status=Proposal.Status.APPROVED
+    )
+    proposals: dict[str, Proposal] = {str(p.pk): p for p in prompts}
+    proposals.update(new_nudges or {})
+    base = Steering.from_dict(room.current_steering or {}).controls
+    steering = blend_to_steering(room.current_blend, proposals, base, anchor=room.anchor_prompt)
+    room.current_steering = steering.as_dict()
+
+
+def _round_counts(round: Round) -> dict[str, int]:
+    """Votes per proposal among the approved ones, in the order they reached their count."""
+    rows = (
+        Vote.objects.filter(round=round, proposal__status=Proposal.Status.APPROVED)
+        .order_by("updated_at", "id")
+        .values_list("voter_key", "proposal_id")
+    )
+    return dict(tally({voter: str(proposal_id) for voter, proposal_id in rows}))
+
+
+def _unique_slug(title: str) -> str:
+    base = slugify(title)[: MAX_SLUG_CHARS - 7].strip("-") or "room"
+    if not Room.objects.filter(slug=base).exists():
+        return base
+    return f"{base}-{secrets.token_hex(3)}"
+
+
+# --- Rooms ----------------------------------------------------------------------------------
+
+
+def room_create(
+    *,
+    host,
+    title: str,
+    anchor_prompt: str,
+    mode: str = Room.Mode.FRIENDS,
+    visibility: str = Room.Visibility.UNLISTED,
+    round_length_s: int = 20,
+    who_may_propose: str = Room.Proposers.EVERYONE,
+    slow_mode_s: int = 0,
+    min_account_age_days: int = 0,
+    login_required: bool = False,
+    controls: dict | None = None,
+    seed: int | None = None,
+    now: datetime | None = None,
+) -> Room:
+    """Open a live room playing its anchor prompt (under `controls`), with round 1 open."""
+    ratelimit_enforce(domain="room_create", key=f"user:{host.pk}")
+    now = now or timezone.now()
+    title = room_clean_title(title)
+    anchor = room_clean_anchor_prompt(anchor_prompt)
+    gates = room_clean_settings(
+        visibility=visibility,
+        mode=mode,
+        round_length_s=round_length_s,
+        who_may_propose=who_may_propose,
+        slow_mode_s=slow_mode_s,
+        min_account_age_days=min_account_age_days,
+        login_required=login_required,
+    )
+    start_controls = Controls.from_dict(song_clean_controls(controls))
+    if seed is not None and (isinstance(seed, bool) or not 0 <= seed <= MAX_SEED):
+        raise ServiceError(f"Seed must be between 0 and {MAX_SEED}.", field="seed")
+    room_check_host_capacity(host)
+
+    for attempt in range(5):
+        try:
+            with transaction.atomic():
+                room = Room.objects.create(
+                    host=host,
+                    title=title,
+                    slug=_unique_slug(title),
+                    anchor_prompt=anchor,
+                    seed=seed if seed is not None else secrets.randbelow(MAX_SEED + 1),
+                    current_blend={ANCHOR: 1.0},
+                    current_steering=Steering(((anchor, 1.0),), start_controls).as_dict(),
+                    **gates,
+                )
+                _round_open(room, number=1, now=now)
+                return room
+        except IntegrityError:  # another room took the slug between the check and the insert
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
+def room_update(
+    *,
+    room: Room,
+    user,
+    title: str | None = None,
+    anchor_prompt: str | None = None,
+    visibility: str | None = None,
+    mode: str | None = None,
+    round_length_s: int | None = None,
+    who_may_propose: str | None = None,
+    slow_mode_s: int | None = None,
+    min_account_age_days: int | None = None,
+    login_required: bool | None = None,
+) -> Room:
+    """Change a room's settings (host only). A new round length or slow mode applies from the
+    next round; a new anchor prompt is heard at once. The slug never changes."""
+    room_check_host(room, user)
+    changes = room_clean_settings(
+        visibility=visibility,
+        mode=mode,
+        round_length_s=round_length_s,
+        who_may_propose=who_may_propose,
+        slow_mode_s=slow_mode_s,
+        min_account_age_days=min_account_age_days,
+        login_required=login_required,
+    )
+    if title is not None:
+        changes["title"] = room_clean_title(title)
+    if anchor_prompt is not None:
+        changes["anchor_prompt"] = room_clean_anchor_prompt(anchor_prompt)
+    with transaction.atomic():
+        locked = _lock(room)
+        room_check_not_ended(locked)
+        for name, value in changes.items():
+            setattr(locked, name, value)
+        fields = list(changes)
+        if "anchor_prompt" in changes:
+            _room_resteer(locked)
+            fields.append("current_steering")
+        if fields:
+            locked.save(update_fields=[*fields, "updated_at"])
+    _copy_back(room, locked)
+    return room
+
+
+def room_pause(*, room: Room, user, now: datetime | None = None) -> Room:
+    """Pause the room (host): no proposals or votes, and its open round stands still."""
+    room_check_host(room, user, action="pause the room")
+    with transaction.atomic():
+        locked = _lock(room)
+        room_check_not_ended(locked)
+        if locked.status == Room.Status.LIVE:
+            locked.status = Room.Status.PAUSED
+            locked.save(update_fields=["status", "updated_at"])
+    _copy_back(room, locked)
+    return room
+
+
+def room_resume(*, room: Room, user, now: datetime | None = None) -> Room:
+    """Resume a paused room (host); its open round gets a full round's time again."""
+    room_check_host(room, user, action="resume the room")
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = _lock(room)
+        room_check_not_ended(locked)
+        if locked.status == Room.Status.PAUSED:
+            locked.status = Room.Status.LIVE
+            locked.save(update_fields=["status", "updated_at"])
+            current = _open_round_locked(locked)
+            if current is not None:
+                current.ends_at = max(current.ends_at, now + _round_length(locked))
+                current.save(update_fields=["ends_at"])
+    _copy_back(room, locked)
+    return room
+
+
+def room_end(*, room: Room, user, now: datetime | None = None) -> Room:
+    """End the room for good (host): its open round closes with its votes counted for the
+    record, and the music stays where it was."""
+    room_check_host(room, user, action="end the room")
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = _lock(room)
+        if locked.status != Room.Status.ENDED:
+            current = _open_round_locked(locked)
+            if current is not None:
+                current.status = Round.Status.CLOSED
+                current.closed_at = now
+                current.tally = _round_counts(current)
+                current.result_blend = locked.current_blend
+                current.save(update_fields=["status", "closed_at", "tally", "result_blend"])
+            locked.status = Room.Status.ENDED
+            locked.ended_at = now
+            locked.save(update_fields=["status", "ended_at", "updated_at"])
+    _copy_back(room, locked)
+    return room
+
+
+# --- Proposals and votes ----------------------------------------------------------------------
+
+
+def proposal_create(
+    *,
+    room: Room,
+    user=None,
+    anon_key: str | None = None,
+    text: str | None = None,
+    control: Mapping | None = None,
+    now: datetime | None = None,
+) -> Proposal:
+    """Propose a prompt (`text`) or a control nudge (`control`) for the open round.
+
+    In friends mode (and always for the host) it goes on the ballot at once; in audience mode it
+    waits for the host (proposal_moderate). Every gate refuses with a ServiceError and creates
+    nothing."""
+    now = now or timezone.now()
+    actor = participant_key(user, anon_key)
+    if actor is not None:
+        ratelimit_enforce(domain="room_propose", key=actor)
+    room = Room.objects.get(pk=room.pk)  # the gates as they are now: a consumer's copy may be old
+    actor = proposal_check_author(room, user, anon_key, now=now)
+    kind, clean_text, nudge = proposal_clean(text=text, control=control)
+    approved = room.mode == Room.Mode.FRIENDS or room_can_host(room, user)
+    status = Proposal.Status.APPROVED if approved else Proposal.Status.PENDING
+    with transaction.atomic():
+        proposal_check_slow_mode(room, actor, now=now)
+        # Locked, so that the round cannot close between this check and the insert.
+        current = _open_round_locked(room)
+        if current is None:
+            raise ServiceError("This room has ended.", code="ended")
+        proposal_check_ballot(room, current, kind=kind, text=clean_text, status=status)
+        return Proposal.objects.create(
+            room=room,
+            round=current,
+            author=user if actor.startswith("user:") else None,
+            author_key=actor,
+            kind=kind,
+            text=clean_text,
+            control=nudge,
+            status=status,
+            created_at=now,
+        )
+
+
+def proposal_moderate(
+    *, proposal: Proposal, user, approve: bool, now: datetime | None = None
+) -> Proposal:
+    """Approve a proposal onto the open round's ballot, or reject it (host).
+
+    A rejected proposal leaves the ballot (its votes stop counting) and, if the music already
+    follows it, leaves the blend at once (a veto); a control nudge it applied stays applied."""
+    room = proposal.room
+    room_check_host(room, user, action="moderate proposals")
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = _lock(room)
+        room_check_not_ended(locked)
+        proposal = Proposal.objects.select_for_update().get(pk=proposal.pk)
+        wanted = Proposal.Status.APPROVED if approve else Proposal.Status.REJECTED
+        if proposal.status == wanted:
+            return proposal
+        if approve:
+            current = _open_round_locked(locked)
+            if current is None:
+                raise ServiceError("This room has ended.", code="ended")
+            on_ballot = Proposal.objects.filter(
+                round=current, status=Proposal.Status.APPROVED
+            ).count()
+            if on_ballot >= MAX_BALLOT:
+                raise ServiceError(
+                    f"The ballot is full ({MAX_BALLOT} proposals); approve this one next round.",
+                    code="ballot_full",
+                )
+            proposal.round = current
+        proposal.status = wanted
+        proposal.moderated_at = now
+        proposal.moderated_by = user
+        proposal.save(update_fields=["round", "status", "moderated_at", "moderated_by"])
+        key = str(proposal.pk)
+        if not approve and key in locked.current_blend:
+            locked.current_blend = normalise(
+                {k: w for k, w in locked.current_blend.items() if k != key}
+            )
+            _room_resteer(locked)
+            locked.save(update_fields=["current_blend", "current_steering", "updated_at"])
+    _copy_back(room, locked)
+    return proposal
+
+
+def vote_cast(
+    *, proposal: Proposal, user=None, anon_key: str | None = None, now: datetime | None = None
+) -> Vote:
+    """Vote for an approved proposal of the open round; a participant's second vote in a round
+    changes their first (same row).
+
+    Takes no lock on the round (every voter of a round would queue on it): a vote that lands
+    while the round is closing may miss that round's tally, as a vote after the bell would."""
+    now = now or timezone.now()
+    actor = participant_key(user, anon_key)
+    if actor is not None:
+        ratelimit_enforce(domain="room_vote", key=actor)
+    # As they are now: a consumer's copies may be old (the host paused, or rejected it).
+    proposal = Proposal.objects.select_related("room").get(pk=proposal.pk)
+    room = proposal.room
+    actor = participant_check_may_take_part(room, user, anon_key, to="vote")
+    if proposal.status == Proposal.Status.PENDING:
+        raise ServiceError("This proposal is waiting for the host's approval.", code="pending")
+    if proposal.status == Proposal.Status.REJECTED:
+        raise ServiceError("The host took this proposal off the ballot.", code="rejected")
+    voter = user if actor.startswith("user:") else None
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                current = Round.objects.filter(room=room, status=Round.Status.OPEN).first()
+                if current is None or proposal.round_id != current.pk:
+                    raise ServiceError(
+                        "Voting on that round has closed; the ballot has moved on.",
+                        code="round_closed",
+                    )
+                vote = (
+                    Vote.objects.select_for_update().filter(round=current, voter_key=actor).first()
+                )
+                if vote is None:
+                    return Vote.objects.create(
+                        round=current,
+                        proposal=proposal,
+                        voter=voter,
+                        voter_key=actor,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                if vote.proposal_id != proposal.pk:
+                    vote.proposal = proposal
+                    vote.updated_at = now
+                    vote.save(update_fields=["proposal", "updated_at"])
+                return vote
+        except IntegrityError:  # the same participant's other request inserted first
+            if attempt == 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+# --- Rounds ---------------------------------------------------------------------------------
+
+
+def round_close(
+    *,
+    room: Room,
+    number: int | None = None,
+    now: datetime | None = None,
+    rules: BlendRules = DEFAULT_RULES,
+) -> Round:
+    """Close the room's open round and open the next one; return the closed round.
+
+    The votes (approved proposals only) become the next blend (collab.voting.next_blend: carry,
+    cap, hysteresis, drift to the anchor when nobody votes), the blend becomes the room's steering
+    (collab.steering_rules.blend_to_steering; the control nudges of this round that entered the
+    blend are applied to the current controls). Unvoted proposals made in the last quarter of the
+    round move to the next ballot: they had no time to be seen.
+
+    Idempotent when `number` is given: closing a round that is already closed returns it and
+    changes nothing, so two timers (or a timer and the host's "skip") may race. Holds the room's
+    row lock for the whole change."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = _lock(room)
+        current = _open_round_locked(locked)
+        if number is not None and (current is None or current.number != number):
+            closed = Round.objects.filter(room=locked, number=number).first()
+            if closed is None:
+                raise NotFound("No such round.")
+            return closed
+        if current is None:
+            raise ServiceError("This room has ended.", code="ended")
+        room_check_live(locked)
+
+        counts = _round_counts(current)
+        blend = next_blend(counts, locked.current_blend, rules)
+        new_nudges = {
+            str(p.pk): p
+            for p in Proposal.objects.filter(
+                round=current, kind=Proposal.Kind.CONTROL, status=Proposal.Status.APPROVED
+            )
+            if str(p.pk) in blend
+        }
+        locked.current_blend = blend
+        _room_resteer(locked, new_nudges=new_nudges)
+
+        current.status = Round.Status.CLOSED
+        current.closed_at = now
+        current.tally = counts
+        current.result_blend = blend
+        current.save(update_fields=["status", "closed_at", "tally", "result_blend"])
+        following = _round_open(locked, number=current.number + 1, now=now)
+        late = max(3.0, LATE_PROPOSAL_FRACTION * locked.round_length_s)
+        Proposal.objects.filter(
+            round=current,
+            status=Proposal.Status.APPROVED,
+            created_at__gte=now - timedelta(seconds=late),
+            votes__isnull=True,
+        ).update(round=following)
+        locked.save(update_fields=["current_blend", "current_steering", "updated_at"])
+    _copy_back(room, locked)
+    return current
+
+
+# --- Chunks and keeping ---------------------------------------------------------------------
+
+
+def _storage_name(path: str) -> str:
+    """A chunk's audio as a name in media storage (workers may report absolute paths)."""
+    if not os.path.isabs(path):
+        return path
+    root = Path(settings.MEDIA_ROOT).resolve()
+    try:
+        return Path(path).resolve().relative_to(root).as_posix()
+    except ValueError:
+        raise ServiceError(
+            f"Chunk audio must be stored under MEDIA_ROOT ({root}); got {path}.", field="audio"
+        ) from None
+
+
+def chunk_record(
+    *,
+    room: Room,
+    sequence: int,
+    start_s: float,
+    duration_s: float,
+    audio: str,
+    steering: dict | None = None,
+    provenance: dict | None = None,
+) -> Chunk:
+    """Record a generated chunk of the room's music. Idempotent by (room, sequence): recording
+    a sequence again (a redelivered task) returns the first record unchanged.
+
+    `audio` is the file's name in media storage, or an absolute path under MEDIA_ROOT;
+    `steering` defaults to the room's current steering."""
+    if isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 0:
+        raise ServiceError("A chunk's sequence is a whole number from 0.", field="sequence")
+    if not (math.isfinite(start_s) and start_s >= 0):
+        raise ServiceError("A chunk starts at 0 s or later.", field="start_s")
+    if not (math.isfinite(duration_s) and duration_s > 0):
+        raise ServiceError("A chunk lasts longer than 0 s.", field="duration_s")
+    existing = Chunk.objects.filter(room=room, sequence=sequence).first()
+    if existing is not None:
+        return existing
+    name = _storage_name(str(audio))
+    try:
+        with transaction.atomic():
+            return Chunk.objects.create(
+                room=room,
+                sequence=sequence,
+                start_s=float(start_s),
+                duration_s=float(duration_s),
+                audio=name,
+                steering=steering if steering is not None else room.current_steering,
+                provenance=provenance or {},
+            )
+    except IntegrityError:  # recorded by a concurrent call
+        return Chunk.objects.get(room=room, sequence=sequence)
+
+
+def _keep_prompt(chunks: list[Chunk], anchor: str) -> str:
+    """The prompts heard in the kept stretch, most heard first."""
+    heard: dict[str, float] = {}
+    for chunk in chunks:
+        for text, weight in Steering.from_dict(chunk.steering or {}).prompts:
+            heard[text] = heard.get(text, 0.0) + weight * chunk.duration_s
+    ranked = [text for text, _ in sorted(heard.items(), key=lambda item: -item[1])][:3]
+    return (" + ".join(ranked) or anchor)[:MAX_SONG_PROMPT_CHARS]
+
+
+def _steering_history(chunks: list[Chunk]) -> list[dict]:
+    history: list[dict] = []
+    for chunk in chunks:
+        if not history or history[-1]["steering"] != chunk.steering:
+            history.append(
+                {"sequence": chunk.sequence, "start_s": chunk.start_s, "steering": chunk.steering}
+            )
+    return history
+
+
+def room_keep(
+    *,
+    room: Room,
+    user,
+    seconds: float,
+    title: str | None = None,
+    visibility: str = Song.Visibility.PRIVATE,
+) -> Song:
+    """Keep the last `seconds` (10..600) of the room's music as a ready song owned by `user`
+    (any signed-in participant), with the chunks' sequences and steering in its provenance.
+
+    The caller fetched the room through room_get_for_viewer. Reads and encodes up to ten minutes
+    of audio in the calling thread (about a second)."""
+    if user is None or not user.is_authenticated:
+        raise ServiceError("Sign in to keep music from a room.", code="login_required")
+    ratelimit_enforce(domain="room_keep", key=f"user:{user.pk}")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise ServiceError("How many seconds should be kept?", field="seconds")
+    if not MIN_SONG_SECONDS <= seconds <= MAX_SONG_SECONDS:
+        raise ServiceError(
+            f"Keep between {MIN_SONG_SECONDS:.0f} and {MAX_SONG_SECONDS:.0f} seconds; "
+            f"got {seconds:g}.",
+            field="seconds",
+        )
+    if visibility not in Song.Visibility.values:
+        raise ServiceError(f"Unknown visibility {visibility!r}.", field="visibility")
+    song_title = _clean_line(
+        title if title is not None else f"{room.title} (kept)",
+        limit=MAX_SONG_TITLE_CHARS,
+        empty="A song needs a title.",
+        too_long="Song titles are at most {limit} characters.",
+        field="title",
+    )
+
+    chunks: list[Chunk] = []
+    heard = 0.0
+    for chunk in Chunk.objects.filter(room=room).order_by("-sequence")[:MAX_KEEP_CHUNKS]:
+        chunks.append(chunk)
+        heard += chunk.duration_s
+        if heard >= seconds:
+            break
+    chunks.reverse()
+    if heard < MIN_SONG_SECONDS:
+        raise ServiceError(
+            f"The room has played {heard:.0f} s so far; keep at least {MIN_SONG_SECONDS:.0f} s.",
+            code="too_short",
+            field="seconds",
+        )
+
+    clips = []
+    for chunk in chunks:
+        try:
+            with chunk.audio.open("rb") as file:
+                clips.append(room_audio.read_clip(file))
+        except (OSError, RuntimeError) as exc:  # soundfile raises LibsndfileError (RuntimeError)
+            logger.warning("room %s: chunk %s unreadable: %s", room.pk, chunk.sequence, exc)
+            raise ServiceError(
+                "Part of that stretch is no longer stored; keep a shorter one.",
+                code="audio_missing",
+                field="seconds",
+            ) from exc
+    pcm, sample_rate, skipped_s = room_audio.join_tail(clips, seconds)
+    duration = len(pcm) / sample_rate
+    if duration < MIN_SONG_SECONDS - 1e-6:
+        raise ServiceError(
+            f"Only {duration:.1f} s of audio is stored; keep at least {MIN_SONG_SECONDS:.0f} s.",
+            code="too_short",
+            field="seconds",
+        )
+    master = song_audio.encode(pcm, sample_rate, song_audio.FORMATS["flac"])
+    last = chunks[-1]
+    last_steering = Steering.from_dict(last.steering or {})
+    # Model versions heard in the stretch, the latest first (a canary may have taken over).
+    versions_heard = list(
+        dict.fromkeys(
+            str(c.provenance["model_version"])
+            for c in reversed(chunks)
+            if c.provenance.get("model_version")
+        )
+    )
+
+    with transaction.atomic():
+        song = Song(
+            owner=user,
+            title=song_title,
+            prompt=_keep_prompt(chunks, room.anchor_prompt),
+            duration_s=min(max(duration, MIN_SONG_SECONDS), MAX_SONG_SECONDS),
+            seed=room.seed,
+            guidance=float(last.provenance.get("guidance", 3.0)),
+            controls=last_steering.controls.as_dict(),
+            expand_prompt=False,
+            status=Song.Status.READY,
+            progress=1.0,
+            sample_rate=sample_rate,
+            audio_duration_s=duration,
+            peaks=song_audio.compute_peaks(pcm, PEAKS_PER_SONG),
+            model_version=(versions_heard[0] if versions_heard else "room")[:64],
+            provenance={
+                "source": "room",
+                "room": str(room.pk),
+                "room_title": room.title,
+                "seed": room.seed,
+                "kept_s": round(duration, 3),
+                "chunks": [c.sequence for c in chunks],
+                "first_chunk_from_s": round(skipped_s, 3),  # where in the first chunk it starts
+                "steering": _steering_history(chunks),
+                "model_versions": versions_heard,
+            },
+            visibility=visibility,
+            started_at=timezone.now(),
+            finished_at=timezone.now(),
+        )
+        song.audio.save("master.flac", ContentFile(master), save=False)
+        song.save(force_insert=True)
+    return song
