@@ -92,6 +92,14 @@ def ballot(*, round: Round) -> QuerySet:
     )
 
 
+def proposal_get_in_room(*, room: Room, proposal_id: int) -> Proposal:
+    """One of the room's proposals; NotFound for another room's (or no such) proposal."""
+    proposal = Proposal.objects.filter(room=room, pk=proposal_id).first()
+    if proposal is None:
+        raise NotFound("No such proposal in this room.")
+    return proposal
+
+
 def proposal_list_pending(*, room: Room) -> QuerySet:
     """The host's queue in audience mode: proposals waiting for approval, oldest first."""
     return Proposal.objects.filter(room=room, status=Proposal.Status.PENDING).order_by(

@@ -26,6 +26,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from collab import audio as room_audio
+from collab import broadcast
 from collab.models import (
     ACCOUNT_AGE_RANGE,
     MAX_ANCHOR_CHARS,
@@ -46,6 +47,8 @@ from collab.voting import ANCHOR, BlendRules, next_blend, normalise, round_ends_
 from generation.interface import MAX_SONG_SECONDS, MIN_SONG_SECONDS
 from generation.steering import Controls, Steering
 from webapp.errors import Forbidden, NotFound, ServiceError
+from webapp.feedback.models import FeedbackEvent
+from webapp.feedback.services import THUMBS, feedback_actor
 from webapp.ratelimit import ratelimit_enforce
 from webapp.songs import audio as song_audio
 from webapp.songs.models import MAX_PROMPT_CHARS as MAX_SONG_PROMPT_CHARS
@@ -472,6 +475,7 @@ def room_update(
             fields.append("current_steering")
         if fields:
             locked.save(update_fields=[*fields, "updated_at"])
+            broadcast.room_changed(locked)
     _copy_back(room, locked)
     return room
 
@@ -485,6 +489,7 @@ def room_pause(*, room: Room, user, now: datetime | None = None) -> Room:
         if locked.status == Room.Status.LIVE:
             locked.status = Room.Status.PAUSED
             locked.save(update_fields=["status", "updated_at"])
+            broadcast.room_changed(locked)
     _copy_back(room, locked)
     return room
 
@@ -503,6 +508,7 @@ def room_resume(*, room: Room, user, now: datetime | None = None) -> Room:
             if current is not None:
                 current.ends_at = max(current.ends_at, now + _round_length(locked))
                 current.save(update_fields=["ends_at"])
+            broadcast.room_changed(locked)
     _copy_back(room, locked)
     return room
 
@@ -525,6 +531,7 @@ def room_end(*, room: Room, user, now: datetime | None = None) -> Room:
             locked.status = Room.Status.ENDED
             locked.ended_at = now
             locked.save(update_fields=["status", "ended_at", "updated_at"])
+            broadcast.room_changed(locked)
     _copy_back(room, locked)
     return room
 
@@ -562,7 +569,7 @@ def proposal_create(
         if current is None:
             raise ServiceError("This room has ended.", code="ended")
         proposal_check_ballot(room, current, kind=kind, text=clean_text, status=status)
-        return Proposal.objects.create(
+        proposal = Proposal.objects.create(
             room=room,
             round=current,
             author=user if actor.startswith("user:") else None,
@@ -573,6 +580,8 @@ def proposal_create(
             status=status,
             created_at=now,
         )
+        broadcast.proposal_changed(proposal, public=approved)
+        return proposal
 
 
 def proposal_moderate(
@@ -592,6 +601,7 @@ def proposal_moderate(
         wanted = Proposal.Status.APPROVED if approve else Proposal.Status.REJECTED
         if proposal.status == wanted:
             return proposal
+        was_on_ballot = proposal.status == Proposal.Status.APPROVED
         if approve:
             current = _open_round_locked(locked)
             if current is None:
@@ -609,6 +619,11 @@ def proposal_moderate(
         proposal.moderated_at = now
         proposal.moderated_by = user
         proposal.save(update_fields=["round", "status", "moderated_at", "moderated_by"])
+        # Listeners hear of proposals on the ballot, and of one leaving it; a pending one that
+        # is turned down was only ever the host's business.
+        broadcast.proposal_changed(proposal, public=approve or was_on_ballot)
+        if was_on_ballot:
+            broadcast.tally_changed(room_id=room.pk)  # its votes stop counting
         key = str(proposal.pk)
         if not approve and key in locked.current_blend:
             locked.current_blend = normalise(
@@ -616,6 +631,7 @@ def proposal_moderate(
             )
             _room_resteer(locked)
             locked.save(update_fields=["current_blend", "current_steering", "updated_at"])
+            broadcast.steering_changed(locked)
     _copy_back(room, locked)
     return proposal
 
@@ -654,7 +670,7 @@ def vote_cast(
                     Vote.objects.select_for_update().filter(round=current, voter_key=actor).first()
                 )
                 if vote is None:
-                    return Vote.objects.create(
+                    vote = Vote.objects.create(
                         round=current,
                         proposal=proposal,
                         voter=voter,
@@ -662,10 +678,13 @@ def vote_cast(
                         created_at=now,
                         updated_at=now,
                     )
+                    broadcast.tally_changed(room_id=room.pk)
+                    return vote
                 if vote.proposal_id != proposal.pk:
                     vote.proposal = proposal
                     vote.updated_at = now
                     vote.save(update_fields=["proposal", "updated_at"])
+                    broadcast.tally_changed(room_id=room.pk)
                 return vote
         except IntegrityError:  # the same participant's other request inserted first
             if attempt == 1:
@@ -682,6 +701,7 @@ def round_close(
     number: int | None = None,
     now: datetime | None = None,
     rules: BlendRules = DEFAULT_RULES,
+    cut: bool = False,
 ) -> Round:
     """Close the room's open round and open the next one; return the closed round.
 
@@ -693,7 +713,8 @@ def round_close(
 
     Idempotent when `number` is given: closing a round that is already closed returns it and
     changes nothing, so two timers (or a timer and the host's "skip") may race. Holds the room's
-    row lock for the whole change."""
+    row lock for the whole change. Listeners hear the result on commit (`cut`: announced as the
+    host's hard cut, see room_hard_cut)."""
     now = now or timezone.now()
     with transaction.atomic():
         locked = _lock(room)
@@ -733,8 +754,36 @@ def round_close(
             votes__isnull=True,
         ).update(round=following)
         locked.save(update_fields=["current_blend", "current_steering", "updated_at"])
+        broadcast.round_closed(room=locked, closed=current, following=following, cut=cut)
     _copy_back(room, locked)
     return current
+
+
+def round_skip(*, room: Room, user, now: datetime | None = None) -> Round:
+    """Close the open round now (host): its votes count as if its time were up."""
+    room_check_host(room, user, action="skip to the next round")
+    current = Round.objects.filter(room=room, status=Round.Status.OPEN).first()
+    if current is None:
+        raise ServiceError("This room has ended.", code="ended")
+    return round_close(room=room, number=current.number, now=now)
+
+
+# The vote alone decides, nothing carried over or held back: a clean break. Nobody voted: back to
+# the anchor prompt.
+HARD_CUT_RULES = BlendRules(
+    max_share=1.0, carry=0.0, enter_weight=0.0, exit_weight=0.0, idle_pull=1.0
+)
+
+
+def room_hard_cut(*, room: Room, user, now: datetime | None = None) -> Round:
+    """The host's reset: close the open round now into exactly what its votes say (the anchor
+    prompt if nobody voted), with nothing of the previous blend carried over, and announce it
+    as a cut, which clients and the conductor play at once rather than ramping in."""
+    room_check_host(room, user, action="cut to the vote")
+    current = Round.objects.filter(room=room, status=Round.Status.OPEN).first()
+    if current is None:
+        raise ServiceError("This room has ended.", code="ended")
+    return round_close(room=room, number=current.number, now=now, rules=HARD_CUT_RULES, cut=True)
 
 
 # --- Chunks and keeping ---------------------------------------------------------------------
@@ -780,7 +829,7 @@ def chunk_record(
     name = _storage_name(str(audio))
     try:
         with transaction.atomic():
-            return Chunk.objects.create(
+            chunk = Chunk.objects.create(
                 room=room,
                 sequence=sequence,
                 start_s=float(start_s),
@@ -789,8 +838,60 @@ def chunk_record(
                 steering=steering if steering is not None else room.current_steering,
                 provenance=provenance or {},
             )
+            broadcast.chunk_recorded(chunk)
+            return chunk
     except IntegrityError:  # recorded by a concurrent call
         return Chunk.objects.get(room=room, sequence=sequence)
+
+
+def chunk_thumb(
+    *,
+    room: Room,
+    sequence: int,
+    up: bool,
+    user=None,
+    anon_key: str | None = None,
+    client_event_id: str = "",
+) -> FeedbackEvent:
+    """A listener's thumb on a chunk of the room's music, appended to the feedback table as a
+    ``chunk`` target (target_id: the chunk's id) with the chunk's provenance: its model
+    version and seed, and as conditioning its steering, room and sequence.
+
+    Counted in the feedback rate-limit domain, like every feedback event; retries with the same
+    `client_event_id` are recorded once."""
+    actor = feedback_actor(user=user, session_key=anon_key)
+    ratelimit_enforce(domain="feedback", key=actor)
+    chunk = Chunk.objects.filter(room=room, sequence=sequence).first()
+    if chunk is None:
+        raise NotFound("No such chunk in this room.")
+    if client_event_id:
+        known = FeedbackEvent.objects.filter(actor=actor, client_event_id=client_event_id).first()
+        if known is not None:
+            return known
+    kind = FeedbackEvent.Kind.THUMB_UP if up else FeedbackEvent.Kind.THUMB_DOWN
+    seed = chunk.provenance.get("seed")
+    event = FeedbackEvent(
+        kind=kind,
+        user=user if actor.startswith("user:") else None,
+        actor=actor,
+        target_type=FeedbackEvent.TargetType.CHUNK,
+        target_id=str(chunk.pk),
+        value=THUMBS[kind],
+        model_version=str(chunk.provenance.get("model_version", ""))[:64],
+        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else room.seed,
+        conditioning={
+            "room": str(room.pk),
+            "sequence": chunk.sequence,
+            "steering": chunk.steering,
+        },
+        client_event_id=client_event_id,
+    )
+    try:
+        with transaction.atomic():
+            event.save(force_insert=True)
+    except IntegrityError:  # the same retry, a moment earlier
+        return FeedbackEvent.objects.get(actor=actor, client_event_id=client_event_id)
+    return event
 
 
 def _keep_prompt(chunks: list[Chunk], anchor: str) -> str:

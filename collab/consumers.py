@@ -1,0 +1,320 @@
+"""The room websocket, `ws/rooms/<id>/`: protocol version 1 (docs/protocol.md).
+
+A thin consumer, as the house style wants: it parses a frame (collab.protocol), calls one
+service (collab.services) and shapes the answer; what listeners hear of a change, services
+announce on commit (collab.broadcast), and each connection forwards its room group's frames.
+
+Who may connect is the rooms' visibility rule (collab.selectors.room_get_for_viewer, with the
+share token of an unlisted room as `?share=`); who may do what, the services' gates. A bad frame
+gets an error frame and the connection stays open; only a client that floods far past its limit
+(collab.protocol.FLOOD_CLOSE_AFTER refused frames in a row) is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from urllib.parse import parse_qs
+
+from asgiref.sync import sync_to_async
+from channels.db import DatabaseSyncToAsync, database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.urls import reverse
+
+from collab import broadcast, protocol, services
+from collab.models import Room
+from collab.presence import presence_join, presence_leave
+from collab.selectors import (
+    proposal_get_in_room,
+    room_can_host,
+    room_can_view,
+    room_get_for_viewer,
+)
+from webapp.errors import NotFound, ServiceError
+from webapp.ratelimit import RateLimited
+
+logger = logging.getLogger(__name__)
+
+TICK_S = 0.25  # how often a process looks for throttled frames due (collab.broadcast.THROTTLE_S)
+# Messages whose work takes long (keeping reads and encodes up to ten minutes of audio) run in a
+# thread of their own rather than the one every consumer of this process shares for the database.
+SLOW_TYPES = frozenset({"keep"})
+
+
+class RoomConsumer(AsyncWebsocketConsumer):
+    """One listener's connection to one room."""
+
+    joined = False
+
+    # --- Connection ---------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        self.room_id = str(self.scope["url_route"]["kwargs"]["room_id"])
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        self.share_token = (query.get("share") or [None])[0]
+        self.user = self.scope.get("user")
+        try:
+            self.room, self.anon_key = await database_sync_to_async(self._load)()
+        except NotFound:
+            await self.close(code=protocol.CLOSE_NOT_FOUND)
+            return
+        self.is_host = room_can_host(self.room, self.user)
+        self.bucket = protocol.TokenBucket()
+        self.refused_in_a_row = 0
+        self.group = broadcast.room_group(self.room_id)
+        broadcast.use_loop(asyncio.get_running_loop())
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        self.joined = True
+        await sync_to_async(_listener_joined, thread_sensitive=False)(self.room_id)
+        _tickers.listen(self.room_id)
+        await self.send_frame(await self._snapshot())
+
+    def _load(self) -> tuple[Room, str | None]:
+        room = room_get_for_viewer(
+            user=self.user, room_id=self.room_id, share_token=self.share_token
+        )
+        # Signed-out listeners take part under their session, if it is a real one: a made-up
+        # cookie must not mint a fresh voter.
+        anon_key = None
+        session = self.scope.get("session")
+        if session is not None and (self.user is None or not self.user.is_authenticated):
+            key = session.session_key
+            if key and session.exists(key):
+                anon_key = key
+        return room, anon_key
+
+    async def disconnect(self, code: int) -> None:
+        await self._leave()
+
+    async def _leave(self) -> None:
+        """Stop listening (idempotent): on disconnect, and at once when the server closes."""
+        if not self.joined:
+            return
+        self.joined = False
+        await self.channel_layer.group_discard(self.group, self.channel_name)
+        _tickers.leave(self.room_id)
+        await sync_to_async(_listener_left, thread_sensitive=False)(self.room_id)
+
+    async def _close(self, code: int) -> None:
+        await self._leave()
+        await self.close(code=code)
+
+    # --- Frames from the client ---------------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        if not self.joined:  # closed by the server; frames already on their way are dropped
+            return
+        received_at = time.time()
+        if not self.bucket.take(time.monotonic()):
+            await self._refuse_flood()
+            return
+        self.refused_in_a_row = 0
+        try:
+            message = protocol.parse_frame(text_data, bytes_data)
+        except protocol.ProtocolError as exc:
+            await self.send_frame(
+                protocol.error_frame(exc.code, exc.message, id=exc.id, field=exc.field)
+            )
+            return
+        if message.type in protocol.HOST_TYPES and not self.is_host:
+            await self.send_frame(
+                protocol.error_frame(
+                    "forbidden", "Only the host can do that.", id=message.id, field="type"
+                )
+            )
+            return
+        try:
+            if message.type == "ping":
+                frame = protocol.pong_frame(t0=message.get("t0"), t1=received_at, t2=time.time())
+            else:
+                thread_sensitive = message.type not in SLOW_TYPES
+                act = DatabaseSyncToAsync(self._act, thread_sensitive=thread_sensitive)
+                frame = await act(message)
+        except RateLimited as exc:
+            frame = protocol.error_frame(
+                protocol.RATE_LIMITED, str(exc), id=message.id, retry_after_s=exc.retry_after_s
+            )
+        except ServiceError as exc:
+            frame = protocol.error_frame(exc.code, exc.message, id=message.id, field=exc.field)
+        except Exception:
+            logger.exception("room %s: %s from %s failed", self.room_id, message.type, self.user)
+            frame = protocol.error_frame(
+                protocol.INTERNAL, "Something went wrong on our side; try again.", id=message.id
+            )
+        await self.send_frame(protocol.reply(frame, message.id))
+
+    async def _refuse_flood(self) -> None:
+        self.refused_in_a_row += 1
+        if self.refused_in_a_row == 1:  # one error frame per streak: answering each would echo
+            retry = self.bucket.retry_after(time.monotonic())
+            await self.send_frame(
+                protocol.error_frame(
+                    protocol.RATE_LIMITED,
+                    "Too many messages on this connection; slow down.",
+                    retry_after_s=retry,
+                )
+            )
+        elif self.refused_in_a_row >= protocol.FLOOD_CLOSE_AFTER:
+            logger.warning("room %s: closing a flooding connection (%s)", self.room_id, self.user)
+            await self._close(protocol.CLOSE_FLOODING)
+
+    def _act(self, message: protocol.ClientMessage) -> dict:
+        """Carry out one client message (in a worker thread: services touch the database) and
+        return the frame that answers it."""
+        kind = message.type
+        user, anon_key, room = self.user, self.anon_key, self.room
+        if kind in ("join", "snapshot"):
+            return self._snapshot_now()
+        if kind == "propose":
+            proposal = services.proposal_create(
+                room=room,
+                user=user,
+                anon_key=anon_key,
+                text=message.get("text"),
+                control=message.get("control"),
+            )
+            return _ack(kind, proposal=broadcast.proposal_view(proposal))
+        if kind == "vote":
+            proposal = proposal_get_in_room(room=room, proposal_id=message.get("proposal_id"))
+            services.vote_cast(proposal=proposal, user=user, anon_key=anon_key)
+            return _ack(kind, proposal_id=proposal.pk)
+        if kind == "thumb":
+            services.chunk_thumb(
+                room=room,
+                sequence=message.get("sequence"),
+                up=message.get("value") == "up",
+                user=user,
+                anon_key=anon_key,
+                client_event_id=message.get("event_id", ""),
+            )
+            return _ack(kind, sequence=message.get("sequence"), value=message.get("value"))
+        if kind == "keep":
+            song = services.room_keep(
+                room=room,
+                user=user,
+                seconds=message.get("seconds"),
+                title=message.get("title"),
+                **({"visibility": message.get("visibility")} if message.get("visibility") else {}),
+            )
+            return {
+                "type": "keep_done",
+                "song_id": str(song.pk),
+                "url": reverse("song-page", args=[song.pk]),
+                "duration_s": round(song.audio_duration_s or song.duration_s, 3),
+            }
+        return self._host_act(message)
+
+    def _host_act(self, message: protocol.ClientMessage) -> dict:
+        kind, user, room = message.type, self.user, self.room
+        if kind == "pause":
+            services.room_pause(room=room, user=user)
+        elif kind == "resume":
+            services.room_resume(room=room, user=user)
+        elif kind == "end":
+            services.room_end(room=room, user=user)
+        elif kind == "hard_cut":
+            closed = services.room_hard_cut(room=room, user=user)
+            return _ack(kind, round=closed.number)
+        elif kind == "skip" and message.get("proposal_id") is None:
+            closed = services.round_skip(room=room, user=user)
+            return _ack(kind, round=closed.number)
+        elif kind in ("skip", "veto", "approve", "reject"):
+            proposal = proposal_get_in_room(room=room, proposal_id=message.get("proposal_id"))
+            services.proposal_moderate(proposal=proposal, user=user, approve=kind == "approve")
+            return _ack(kind, proposal_id=proposal.pk)
+        elif kind == "slow_mode":
+            services.room_update(room=room, user=user, slow_mode_s=message.get("seconds"))
+            return _ack(kind, seconds=room.slow_mode_s)
+        else:  # a type in protocol.HOST_MESSAGES without a branch here
+            raise ServiceError(f"{kind} is not handled.", code=protocol.UNKNOWN_TYPE)
+        return _ack(kind, status=room.status)
+
+    # --- Frames to the client -----------------------------------------------------------------
+
+    async def send_frame(self, frame: dict) -> None:
+        await self.send(text_data=_dumps(frame))
+
+    async def _snapshot(self) -> dict:
+        return await database_sync_to_async(self._snapshot_now)()
+
+    def _snapshot_now(self) -> dict:
+        return broadcast.snapshot(room_id=self.room_id, user=self.user, anon_key=self.anon_key)
+
+    async def room_frame(self, event: dict) -> None:
+        """A broadcast to the room's group (collab.broadcast.send): forwarded as it is."""
+        if not self.joined:
+            return
+        if event.get("hosts_only") and not self.is_host:
+            await self.send_frame(protocol.noop_frame(event["seq"]))
+        else:
+            await self.send(text_data=event["text"])
+        visibility = event.get("visibility")
+        if visibility is not None and visibility != self.room.visibility:
+            self.room.visibility = visibility
+            if not room_can_view(self.room, self.user, share_token=self.share_token):
+                await self._close(protocol.CLOSE_NOT_FOUND)
+
+
+def _ack(of: str, **result) -> dict:
+    return {"type": "ack", "of": of, **result}
+
+
+def _dumps(frame: dict) -> str:
+    return json.dumps(frame, separators=(",", ":"))
+
+
+def _listener_joined(room_id: str) -> None:
+    presence_join(room_id=room_id)
+    broadcast.presence_changed(room_id=room_id)
+
+
+def _listener_left(room_id: str) -> None:
+    presence_leave(room_id=room_id)
+    broadcast.presence_changed(room_id=room_id)
+
+
+# --- The ticker: throttled frames ---------------------------------------------------------------
+
+
+class _Tickers:
+    """While this process has listeners of a room, one task per room looks every TICK_S for
+    throttled frames due (tallies, presence) and sends them: collab.broadcast.claim_due makes
+    sure only one process sends each. A room without local listeners costs nothing here."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[str, tuple[asyncio.Task, int]] = {}
+
+    def listen(self, room_id: str) -> None:
+        task, count = self._rooms.get(room_id, (None, 0))
+        if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
+            task, count = asyncio.get_running_loop().create_task(_tick(room_id)), 0
+        self._rooms[room_id] = (task, count + 1)
+
+    def leave(self, room_id: str) -> None:
+        task, count = self._rooms.get(room_id, (None, 0))
+        if task is None:
+            return
+        if count <= 1:
+            task.cancel()
+            del self._rooms[room_id]
+        else:
+            self._rooms[room_id] = (task, count - 1)
+
+
+_tickers = _Tickers()
+
+
+async def _tick(room_id: str) -> None:
+    claim = sync_to_async(broadcast.claim_due, thread_sensitive=False)
+    flush = database_sync_to_async(broadcast.flush)
+    while True:
+        await asyncio.sleep(TICK_S)
+        try:
+            due = await claim(room_id=room_id)
+            if due:
+                await flush(room_id=room_id, kinds=due)
+        except Exception:  # the next tick tries again; the rows hold the truth
+            logger.warning("room %s: throttled frames failed", room_id, exc_info=True)
