@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run test lint format migrate superuser worker worker-cpu beat web \
+.PHONY: install run test lint format migrate superuser worker worker-cpu beat web conductor \
         bench bench-api bench-codec bench-lm corpus probe lm clean
 
 # The virtualenv is rebuilt when pyproject.toml changes. torch==2.13.0 resolves to the CPU wheel
@@ -54,6 +54,10 @@ worker-cpu: install
 
 beat: install
 	$(BIN)/celery -A webapp beat --loglevel INFO
+
+# Keeps live rooms' next chunks generated and closes due rounds; run two, one leads (Redis lock).
+conductor: install
+	$(BIN)/python manage.py conductor
 
 # --- Benchmarks (print figures; never timed assertions in the unit suite) -------------------
 bench: bench-api bench-codec bench-lm

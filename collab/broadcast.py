@@ -20,11 +20,13 @@ import logging
 import threading
 import time
 from datetime import datetime
+from urllib.parse import urlencode
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.core.cache import cache
 from django.db import transaction
+from django.urls import reverse
 
 from collab import protocol
 from collab.models import Chunk, Proposal, Room, Round, Vote
@@ -131,17 +133,23 @@ def blend_view(room: Room) -> list[dict]:
     return parts
 
 
-def chunk_audio_url(chunk: Chunk) -> str:
-    """Where listeners fetch a chunk's audio over HTTP (the media storage's URL)."""
-    return chunk.audio.url
+def chunk_audio_url(chunk: Chunk, room: Room | None = None) -> str:
+    """Where listeners fetch a chunk's audio over HTTP: collab.views.chunk_audio, which checks
+    that the caller may see the room. An unlisted room's URL carries its share token (every
+    listener got in with it); a private room's listeners are its host and admins, by cookie."""
+    room = room if room is not None else chunk.room
+    url = reverse("room-chunk-audio", kwargs={"room_id": chunk.room_id, "sequence": chunk.sequence})
+    if room.visibility == Room.Visibility.UNLISTED:
+        url += "?" + urlencode({"share": room.share_token})
+    return url
 
 
-def chunk_view(chunk: Chunk) -> dict:
+def chunk_view(chunk: Chunk, room: Room | None = None) -> dict:
     return {
         "sequence": chunk.sequence,
         "start_s": chunk.start_s,
         "duration_s": chunk.duration_s,
-        "url": chunk_audio_url(chunk),
+        "url": chunk_audio_url(chunk, room),
     }
 
 
@@ -183,7 +191,7 @@ def snapshot(*, room_id, user, anon_key: str | None) -> dict:
         "ballot": ballot_view(current),
         "blend": blend_view(room),
         "steering": room.current_steering,
-        "chunks": [chunk_view(c) for c in reversed(chunks)],
+        "chunks": [chunk_view(c, room) for c in reversed(chunks)],
         "presence": presence_count(room_id=room.pk),
         "you": {"role": role, "voted_for": voted_for},
     }

@@ -160,6 +160,8 @@ class Round(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
     tally = models.JSONField(default=dict, blank=True)  # {proposal id: votes}, set on close
     result_blend = models.JSONField(default=dict, blank=True)  # the blend it led to
+    # Closed by the host's hard cut: the next chunk starts the music afresh (collab.conductor).
+    cut = models.BooleanField(default=False)
 
     class Meta:
         ordering = ("room", "number")
@@ -167,6 +169,10 @@ class Round(models.Model):
             # The conductor's sweep: open rounds whose time is up.
             models.Index(
                 fields=["ends_at"], name="round_open_ends_at", condition=models.Q(status="open")
+            ),
+            # The conductor: each room's latest hard cut.
+            models.Index(
+                fields=["room", "-number"], name="round_cuts", condition=models.Q(cut=True)
             ),
         ]
         constraints = [

@@ -2,8 +2,9 @@
 
 The cache is Redis in service mode (one count across every web process) and the process's
 local memory in the embedded default. A web process that dies with sockets open leaves its
-connections counted until the key expires, a day after the room's last join: the count is for
-showing ("128 listening"), not for deciding anything.
+connections counted until the key expires, a day after the room's last join. The conductor
+(collab.conductor) generates music for rooms whose count is above zero, so such a room keeps
+costing its share of a GPU until then.
 """
 
 from __future__ import annotations
@@ -45,3 +46,10 @@ def presence_leave(*, room_id) -> int:
 
 def presence_count(*, room_id) -> int:
     return max(0, int(cache.get(_key(room_id), 0)))
+
+
+def presence_counts(room_ids) -> dict[str, int]:
+    """Counts of many rooms in one cache round trip, by str(room id); 0 for rooms nobody joined."""
+    keys = {_key(room_id): str(room_id) for room_id in room_ids}
+    found = cache.get_many(list(keys))
+    return {room: max(0, int(found.get(key, 0))) for key, room in keys.items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from collab.models import Chunk, Proposal, Room, Round
 from webapp.errors import NotFound
@@ -110,3 +110,39 @@ def proposal_list_pending(*, room: Room) -> QuerySet:
 def chunks_since(*, room: Room, sequence: int, limit: int = CHUNKS_PAGE) -> QuerySet:
     """The room's chunks after `sequence` (-1 for all), in order, at most `limit` of them."""
     return Chunk.objects.filter(room=room, sequence__gt=sequence).order_by("sequence")[:limit]
+
+
+def chunk_get(*, room: Room, sequence: int) -> Chunk | None:
+    """The room's chunk of that sequence, if it was recorded."""
+    return Chunk.objects.filter(room=room, sequence=sequence).first()
+
+
+# --- The conductor's reads (collab.conductor) -------------------------------------------------
+
+
+def room_list_on_air() -> list[tuple]:
+    """(id, status) of every room that is live or paused."""
+    return list(
+        Room.objects.filter(status__in=(Room.Status.LIVE, Room.Status.PAUSED)).values_list(
+            "pk", "status"
+        )
+    )
+
+
+def room_list_for_conductor(*, room_ids) -> dict[str, Room]:
+    """The rooms (by str(id)), each with `last_chunk` (its latest Chunk or None) and
+    `last_cut_round` (the number of its latest round closed by a hard cut, or None).
+
+    The steering and the latest cut are read in one statement, so a chunk asked for with a
+    steering is never marked with a cut that steering does not include yet."""
+    last = Chunk.objects.filter(room=OuterRef("pk")).order_by("-sequence").values("pk")[:1]
+    cuts = Round.objects.filter(room=OuterRef("pk"), cut=True).order_by("-number").values("number")
+    rooms = list(
+        Room.objects.filter(pk__in=list(room_ids)).annotate(
+            last_chunk_id=Subquery(last), last_cut_round=Subquery(cuts[:1])
+        )
+    )
+    chunks = Chunk.objects.in_bulk([r.last_chunk_id for r in rooms if r.last_chunk_id])
+    for room in rooms:
+        room.last_chunk = chunks.get(room.last_chunk_id)
+    return {str(room.pk): room for room in rooms}

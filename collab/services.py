@@ -744,7 +744,8 @@ def round_close(
         current.closed_at = now
         current.tally = counts
         current.result_blend = blend
-        current.save(update_fields=["status", "closed_at", "tally", "result_blend"])
+        current.cut = cut
+        current.save(update_fields=["status", "closed_at", "tally", "result_blend", "cut"])
         following = _round_open(locked, number=current.number + 1, now=now)
         late = max(3.0, LATE_PROPOSAL_FRACTION * locked.round_length_s)
         Proposal.objects.filter(

@@ -20,8 +20,13 @@ from django.core.wsgi import get_wsgi_application  # noqa: E402
 
 django_http = WSGIMiddleware(get_wsgi_application(), workers=settings.HTTP_THREADS)
 
+from collab.conductor import start_in_process_if_embedded  # noqa: E402
 from webapp.public_cache import PublicResponseCache  # noqa: E402
 from webapp.routing import websocket_urlpatterns  # noqa: E402
+
+# The embedded default conducts its rooms in this process (a daemon thread); service mode runs
+# `manage.py conductor` instead (collab/conductor.py).
+start_in_process_if_embedded()
 
 application = ProtocolTypeRouter(
     {

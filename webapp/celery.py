@@ -22,6 +22,7 @@ app.conf.update(
     task_routes={
         "webapp.songs.tasks.song_generate": {"queue": "gpu"},
         "generation.tasks.*": {"queue": "gpu"},  # the engine's own tasks (rooms, songs)
+        "collab.tasks.*": {"queue": "default"},
     },
     include=["generation.tasks"],
     task_acks_late=True,
@@ -38,6 +39,14 @@ app.conf.update(
         "songs-requeue-stalled": {
             "task": "webapp.songs.tasks.songs_requeue_stalled",
             "schedule": 60.0,
+        },
+        # Rooms are conducted by `manage.py conductor` (4 ticks a second, one leader by a Redis
+        # lock). This tick is the fallback: it does nothing while a conductor leads, and keeps
+        # rooms playing at a 1 s step when none does. Expired ticks are dropped, never queued.
+        "rooms-conductor-fallback": {
+            "task": "collab.tasks.conductor_tick",
+            "schedule": 1.0,
+            "options": {"expires": 1.0},
         },
     },
 )

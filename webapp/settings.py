@@ -170,6 +170,9 @@ SONG_TASK_TIME_LIMIT_S = int(os.environ.get("CHORUS_SONG_TIME_LIMIT_S", "1260"))
 # "musicgen" (a local MusicGen checkpoint in CHORUS_MUSICGEN_DIR) or "placeholder" (a labelled
 # test tone, which the unit tests use because it is instant).
 GENERATION_BACKEND = os.environ.get("CHORUS_GENERATION_BACKEND", "chorus")
+if TASKS_INPROCESS:
+    # the engine shares this process with the web server: one torch thread leaves it a core
+    os.environ.setdefault("CHORUS_TORCH_THREADS", "1")
 
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

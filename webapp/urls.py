@@ -5,6 +5,7 @@ from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from collab import views as room_views
 from webapp import converters  # noqa: F401  (registers share_token and username)
 from webapp.accounts import api as accounts_api
 from webapp.accounts import views as accounts_views
@@ -56,6 +57,12 @@ urlpatterns = [
     path("songs/<uuid:song_id>/", songs_views.song_page, name="song-page"),
     path("s/<share_token:share_token>/", songs_views.song_share, name="song-share"),
     path("u/<username:username>/", accounts_views.profile, name="profile"),
+    # A room's music, chunk by chunk, over HTTP (never the websocket): collab/views.py.
+    path(
+        "rooms/<uuid:room_id>/chunks/<int:sequence>.ogg",
+        room_views.chunk_audio,
+        name="room-chunk-audio",
+    ),
     path("accounts/signup/", accounts_views.signup, name="signup"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -251,6 +252,10 @@ class Engine:
         from generation.codec import DEFAULT_CHECKPOINT as CODEC
         from generation.lm import DEFAULT_CHECKPOINT as LM
 
+        # CHORUS_TORCH_THREADS: the embedded default sets 1, so the web server keeps a core
+        # (two busy pools on two cores thrash: a 2 s chunk went from 0.2 s to several seconds)
+        if os.environ.get("CHORUS_TORCH_THREADS"):
+            torch.set_num_threads(int(os.environ["CHORUS_TORCH_THREADS"]))
         lm_path, codec_path = Path(lm_path or LM), Path(codec_path or CODEC)
         model = TokenLM.load(lm_path)
         return cls(model, Codec.load(codec_path), lm_path.stem, **kwargs)

@@ -422,7 +422,7 @@ async def test_a_recorded_chunk_is_announced_by_its_url(sockets, a_public_room, 
             "sequence": 0,
             "start_s": 12.5,
             "duration_s": 2.0,
-            "url": f"/media/{name}",
+            "url": f"/rooms/{a_public_room.pk}/chunks/0.ogg",
         }
     _, late_view = await joined(sockets, a_public_room, bob)
     assert [c["sequence"] for c in late_view["chunks"]] == [0]

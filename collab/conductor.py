@@ -1,0 +1,782 @@
+"""The conductor: keeps every live room that has listeners one or two chunks ahead of its
+playback clock, and closes the rounds that are due (docs/rooms.md).
+
+A room's music is a timeline: chunk n plays at `timeline_origin + start_s` for `duration_s`
+(docs/protocol.md). Each *tick* the conductor
+
+1. closes the due rounds of rooms with listeners (collab.services.round_close), so the steering
+   they vote for goes into the very next chunk asked for;
+2. *collects*: for each room with a chunk in flight, looks for the finished chunk in the
+   generation store (`generation.tasks.store()`, key `chunk:<stream>:<sequence>`, written by
+   `run_room_jobs` with the room's new state in one transaction) and records it
+   (collab.services.chunk_record, which announces the `chunk` frame);
+3. *plans* (`plan`, pure): which rooms need their next chunk now, at what sequence and start;
+4. *dispatches* one batched call for all of them: `generation.tasks.rooms_next_chunks` on
+   queue `gpu` in service mode, `generation.tasks.run_room_jobs` in this process otherwise.
+
+Results come back through the store, not through Celery: there is no result backend and no
+callback task, and the same path works for the in-process default. What is in flight is kept in
+the cache (`room:<id>:conductor`), so a tick holds no state of its own: a conductor that dies is
+replaced by another (or by beat's fallback tick) that carries on where it stopped.
+
+A job that never comes back (its worker died, its message was lost) is asked for again with the
+same (room, sequence) after `Policy.stale_after_s`: idempotent, because the store answers a
+repeated job with the stored chunk, and a worker that picks the room up continues from the last
+stored state. The room misses at most that chunk. After `Policy.max_attempts` the room starts a
+fresh *stream* (below) rather than waiting on one that cannot go on.
+
+Streams: the engine continues a room's stream from its state in the store, which expires an
+hour after its last chunk (generation.tasks.RESULT_TTL_S) and is gone after a restart of the
+embedded default. A room whose state is presumed gone, or whose jobs keep failing, continues its
+timeline on a new stream keyed `<room>/s<first sequence>`, under the room's steering at once.
+The first stream is keyed by the room's id, so its audio lies at `rooms/<room>/<sequence>.ogg`
+under MEDIA_ROOT. Every chunk's provenance names its stream.
+
+Hard cuts: a round closed by the host's hard cut (Round.cut) makes the next chunk a `reset`
+job; chunks carry the number of the latest cut they include (`cut_round` in their provenance).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import close_old_connections
+
+from collab import broadcast, selectors, services
+from collab.models import Chunk, Room
+from collab.presence import presence_counts
+from generation import tasks as generation_tasks
+from webapp.errors import ServiceError
+
+logger = logging.getLogger(__name__)
+
+TICK_S = 0.25  # the loop's period: steering reaches the next request within a quarter second
+FLIGHT_TTL_S = 3600
+MAX_ROUNDS_PER_TICK = 200  # a backlog of due rounds is worked off over a few ticks
+MAX_SEED = 2**31 - 1
+LOCK_TTL_S = 5.0  # a conductor that stops renewing its lock hands over after this long
+STANDBY_S = 1.0  # how often a conductor without the lock tries to take it
+
+
+# --- Planning: pure functions of the rooms' clocks ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Policy:
+    lead_s: float = 3.0  # ask for the next chunk when less audio than this is scheduled ahead
+    start_lead_s: float = 1.0  # a new stretch of timeline starts this far ahead of now
+    late_margin_s: float = 0.3  # a chunk that comes back after its start moves this far ahead
+    stale_after_s: float = 6.0  # a job not back after this long is asked for again...
+    max_attempts: int = 3  # ...up to this many times; then the room starts a fresh stream
+    # A room silent this long has lost its stream state (the store keeps it for an hour).
+    state_ttl_s: float = generation_tasks.RESULT_TTL_S - 300
+    max_batch: int = 128  # rooms in one batched call; the rest go in the next tick's
+    job_expires_s: float = 60.0  # a gpu message older than this is dropped, not run
+
+
+DEFAULT_POLICY = Policy()
+
+
+@dataclass(frozen=True)
+class LastChunk:
+    sequence: int
+    start_s: float
+    duration_s: float
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + self.duration_s
+
+
+@dataclass(frozen=True)
+class InFlight:
+    sequence: int
+    start_s: float
+    asked_at: float  # server time, unix seconds
+    attempts: int = 1
+
+
+@dataclass(frozen=True)
+class RoomClock:
+    """What planning needs to know of a room."""
+
+    room: str
+    status: str  # live, paused, ended
+    listeners: int
+    origin: float  # timeline_origin, unix seconds
+    last: LastChunk | None = None  # the latest recorded chunk
+    in_flight: InFlight | None = None
+
+
+@dataclass(frozen=True)
+class Want:
+    """A room's next chunk, to be asked for now."""
+
+    room: str
+    sequence: int
+    start_s: float  # on the room's timeline
+    lead_s: float  # audio scheduled ahead of the playback clock now (lower is more urgent)
+    attempt: int = 1  # above 1: the job for this sequence vanished and is asked for again
+
+
+def plan_room(room: RoomClock, now: float, policy: Policy = DEFAULT_POLICY) -> Want | None:
+    """The room's next chunk if it needs one now; None otherwise.
+
+    Nothing for a room that is paused, ended or empty. Otherwise the next chunk is asked for
+    once less than `lead_s` of audio lies ahead of the playback clock (`now - origin`), and
+    starts where the last one ends, or `start_lead_s` from now if that moment is past: a room
+    that comes back after a silence starts a new stretch of timeline, it never fills the gap.
+    One chunk is in flight per room at a time (each continues the state its predecessor left);
+    one in flight for longer than `stale_after_s` is asked for again, same sequence."""
+    if room.status != Room.Status.LIVE or room.listeners <= 0:
+        return None
+    playhead = now - room.origin
+    end = room.last.end_s if room.last is not None else 0.0
+    lead = max(0.0, end - playhead)
+    start = max(end, playhead + policy.start_lead_s)
+    sequence = room.last.sequence + 1 if room.last is not None else 0
+    flight = room.in_flight
+    if flight is not None and flight.sequence == sequence:
+        if now - flight.asked_at < policy.stale_after_s:
+            return None
+        return Want(room.room, sequence, start, lead, attempt=flight.attempts + 1)
+    if lead >= policy.lead_s:
+        return None
+    return Want(room.room, sequence, start, lead)
+
+
+def plan(rooms: Iterable[RoomClock], now: float, policy: Policy = DEFAULT_POLICY) -> list[Want]:
+    """Every room's next chunk that is due now, the most urgent (least audio ahead) first."""
+    wants = [w for w in (plan_room(r, now, policy) for r in rooms) if w is not None]
+    return sorted(wants, key=lambda w: (w.lead_s, w.room))
+
+
+def record_start(
+    planned_s: float, origin: float, now: float, policy: Policy = DEFAULT_POLICY
+) -> float:
+    """Where a chunk that is back now goes on the timeline: where it was planned, unless that
+    moment has (nearly) passed; then just ahead of now, so nobody schedules it in the past."""
+    return max(planned_s, now - origin + policy.late_margin_s)
+
+
+@dataclass(frozen=True)
+class Stream:
+    key: str  # the job's "room" in the generation store
+    base: int  # the room's sequence at which it started: job sequence = sequence - base
+
+    @staticmethod
+    def first(room: str) -> Stream:
+        return Stream(room, 0)
+
+    @staticmethod
+    def fresh(room: str, sequence: int) -> Stream:
+        return Stream(f"{room}/s{sequence}", sequence)
+
+
+def choose_stream(
+    room: str,
+    sequence: int,
+    *,
+    current: Stream,
+    last_at: float | None,
+    attempt: int,
+    now: float,
+    policy: Policy = DEFAULT_POLICY,
+) -> tuple[Stream, bool]:
+    """(stream, restarted): the stream chunk `sequence` continues. A fresh one when the current
+    one has failed `max_attempts` times, or when the room's last chunk is so old that the store
+    no longer holds the stream's state."""
+    expired = last_at is not None and now - last_at > policy.state_ttl_s
+    if sequence > current.base and (attempt > policy.max_attempts or expired):
+        return Stream.fresh(room, sequence), True
+    if sequence == current.base and attempt > policy.max_attempts:
+        return Stream.fresh(room, sequence), True  # a new stream that never got going
+    return current, False
+
+
+# --- What is in flight: one record per room in the cache ---------------------------------------
+
+
+@dataclass
+class Flight:
+    sequence: int
+    start_s: float
+    asked_at: float
+    attempts: int
+    stream: str
+    base: int
+    reset: bool = False
+    cut_round: int = 0
+    failed: bool = False  # the in-process engine reported it could not make this chunk
+    record_failed_at: float | None = None
+
+    @property
+    def job_sequence(self) -> int:
+        return self.sequence - self.base
+
+    def planning(self, policy: Policy) -> InFlight:
+        if self.failed:  # give up on this stream at once
+            return InFlight(self.sequence, self.start_s, -math.inf, policy.max_attempts)
+        return InFlight(self.sequence, self.start_s, self.asked_at, self.attempts)
+
+
+def _flight_key(room_id) -> str:
+    return f"room:{room_id}:conductor"
+
+
+def flights_get(room_ids: Iterable[str]) -> dict[str, Flight]:
+    keys = {_flight_key(r): r for r in room_ids}
+    found = cache.get_many(list(keys))
+    flights = {}
+    for key, value in found.items():
+        try:
+            flights[keys[key]] = Flight(**value)
+        except TypeError:  # a record of another version: forget it
+            cache.delete(key)
+    return flights
+
+
+def flight_set(room_id: str, flight: Flight) -> None:
+    cache.set(_flight_key(room_id), asdict(flight), timeout=FLIGHT_TTL_S)
+
+
+def flight_forget(room_id: str) -> None:
+    cache.delete(_flight_key(room_id))
+
+
+def chunk_key(stream: str, job_sequence: int) -> str:
+    """Where generation.tasks.run_room_jobs stores a finished chunk's result."""
+    return f"chunk:{stream}:{job_sequence}"
+
+
+# --- Dispatchers: where the batched call runs ---------------------------------------------------
+
+OnDone = Callable[[list[dict], list[dict]], None]
+
+
+class CeleryDispatcher:
+    """Service mode: one message on queue `gpu`; results come back through the store."""
+
+    synchronous = False
+    wake = None
+
+    def __init__(self, expires_s: float = Policy.job_expires_s) -> None:
+        self.expires_s = expires_s
+
+    def ready(self) -> bool:
+        return True
+
+    def dispatch(self, jobs: list[dict], out_dir: str, on_done: OnDone) -> None:
+        generation_tasks.rooms_next_chunks.apply_async(
+            (jobs, out_dir), queue="gpu", expires=self.expires_s
+        )
+
+
+class ThreadDispatcher:
+    """The embedded default: the engine runs in one thread of this process, one batch at a time.
+    While a batch runs, no other is started: the rooms that come due meanwhile wait and go
+    together in the next one (a CPU gains more from batching than from queueing)."""
+
+    synchronous = False
+
+    def __init__(self) -> None:
+        self.wake = threading.Event()  # set when a batch finishes: the loop collects at once
+        self._busy = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chorus-rooms")
+
+    def ready(self) -> bool:
+        return not self._busy.is_set()
+
+    def dispatch(self, jobs: list[dict], out_dir: str, on_done: OnDone) -> None:
+        self._busy.set()
+        self._pool.submit(self._run, jobs, out_dir, on_done)
+
+    def _run(self, jobs: list[dict], out_dir: str, on_done: OnDone) -> None:
+        try:
+            on_done(jobs, generation_tasks.run_room_jobs(jobs, out_dir))
+        except Exception:  # the jobs stay in flight and are asked for again when stale
+            logger.exception("rooms: a batch of %d chunks failed", len(jobs))
+        finally:
+            self._busy.clear()
+            self.wake.set()
+
+
+class InlineDispatcher:
+    """Tests (CHORUS_TASKS_SYNC): the batch runs in the caller's thread, inside the tick."""
+
+    synchronous = True
+    wake = None
+
+    def __init__(self, engine=None, store=None) -> None:
+        self.engine, self.store = engine, store
+
+    def ready(self) -> bool:
+        return True
+
+    def dispatch(self, jobs: list[dict], out_dir: str, on_done: OnDone) -> None:
+        on_done(jobs, generation_tasks.run_room_jobs(jobs, out_dir, self.engine, self.store))
+
+
+def default_dispatcher():
+    if not settings.TASKS_INPROCESS:
+        return CeleryDispatcher()
+    if settings.TASKS_INPROCESS_SYNC:
+        return InlineDispatcher()
+    return ThreadDispatcher()
+
+
+# --- The tick ----------------------------------------------------------------------------------
+
+
+@dataclass
+class TickReport:
+    closed: list[tuple[str, int]] = field(default_factory=list)  # (room, round number)
+    recorded: list[tuple[str, int]] = field(default_factory=list)  # (room, sequence)
+    requested: list[tuple[str, int]] = field(default_factory=list)
+    retried: list[tuple[str, int]] = field(default_factory=list)  # also in requested
+    restarted: list[tuple[str, int]] = field(default_factory=list)  # fresh streams
+
+    def as_dict(self) -> dict:
+        return {name: len(value) for name, value in asdict(self).items()}
+
+
+def _moments(now: datetime | float | None) -> tuple[datetime, float]:
+    if now is None:
+        now = time.time()
+    if isinstance(now, datetime):
+        return now, now.timestamp()
+    return datetime.fromtimestamp(now, tz=UTC), float(now)
+
+
+def timeline_origin(room: Room) -> float:
+    """The room's timeline origin as clients get it (room_view's `timeline_origin`)."""
+    return broadcast.unix(room.created_at)
+
+
+def _stream_of(chunk: Chunk | None, room_id: str) -> Stream:
+    if chunk is None:
+        return Stream.first(room_id)
+    provenance = chunk.provenance or {}
+    key, base = provenance.get("stream"), provenance.get("stream_base")
+    if not isinstance(key, str) or not isinstance(base, int):
+        return Stream.first(room_id)
+    return Stream(key, base)
+
+
+def _cut_of(chunk: Chunk | None) -> int:
+    value = (chunk.provenance or {}).get("cut_round", 0) if chunk is not None else 0
+    return value if isinstance(value, int) else 0
+
+
+class Conductor:
+    """One tick at a time (`tick`); holds no state between ticks except its dispatcher."""
+
+    def __init__(self, dispatcher=None, policy: Policy = DEFAULT_POLICY, store=None, out_dir=None):
+        self.dispatcher = dispatcher if dispatcher is not None else default_dispatcher()
+        self.policy = policy
+        self._store = store
+        self._out_dir = out_dir
+
+    @property
+    def store(self):
+        return self._store if self._store is not None else generation_tasks.store()
+
+    @property
+    def out_dir(self) -> str:
+        return str(self._out_dir or Path(settings.MEDIA_ROOT) / "rooms")
+
+    def tick(self, now: datetime | float | None = None) -> TickReport:
+        moment, t = _moments(now)
+        report = TickReport()
+        on_air = {str(pk): status for pk, status in selectors.room_list_on_air()}
+        if not on_air:
+            return report
+        listeners = presence_counts(on_air)
+        flights = flights_get(on_air)
+        heard = sorted(r for r, s in on_air.items() if s == Room.Status.LIVE and listeners[r] > 0)
+        if heard:
+            self._close_due_rounds(moment, heard, report)
+        wanted = sorted(set(heard) | set(flights))
+        if not wanted:
+            return report
+        rooms = selectors.room_list_for_conductor(room_ids=wanted)
+        self._collect(rooms, flights, t, report)
+        clocks = [self._clock(rooms[r], listeners[r], flights.get(r)) for r in heard if r in rooms]
+        self._dispatch(plan(clocks, t, self.policy), rooms, flights, t, report)
+        return report
+
+    # -- rounds ---------------------------------------------------------------------------------
+
+    def _close_due_rounds(self, moment: datetime, heard: list[str], report: TickReport) -> None:
+        """Due rounds of rooms with listeners. A round of an empty room waits: it closes on the
+        first tick after someone joins (nobody was there to vote, and an abandoned room does not
+        pile up a round every few seconds)."""
+        due = selectors.round_list_due(now=moment).filter(room_id__in=heard)
+        for round_ in due.order_by("ends_at")[:MAX_ROUNDS_PER_TICK]:
+            try:
+                services.round_close(room=round_.room, number=round_.number, now=moment)
+            except ServiceError as exc:  # ended or paused meanwhile
+                logger.info("room %s: round %s not closed: %s", round_.room_id, round_.number, exc)
+            except Exception:
+                logger.exception("room %s: closing round %s failed", round_.room_id, round_.number)
+            else:
+                report.closed.append((str(round_.room_id), round_.number))
+
+    # -- collecting -----------------------------------------------------------------------------
+
+    def _collect(self, rooms: dict[str, Room], flights: dict[str, Flight], t, report) -> None:
+        store = self.store
+        for room_id, flight in list(flights.items()):
+            room = rooms.get(room_id)
+            if room is None:
+                continue
+            last = room.last_chunk
+            if last is not None and last.sequence >= flight.sequence:  # recorded already
+                flight_forget(room_id)
+                del flights[room_id]
+                continue
+            if flight.record_failed_at is not None and (
+                t - flight.record_failed_at < self.policy.stale_after_s
+            ):
+                continue
+            try:
+                blob = store.get(chunk_key(flight.stream, flight.job_sequence))
+                if blob is None:
+                    continue
+                chunk = self._record(room, json.loads(blob), flight, t)
+            except Exception:
+                logger.exception("room %s: recording chunk %s failed", room_id, flight.sequence)
+                flight.record_failed_at = t
+                flight_set(room_id, flight)
+                continue
+            flight_forget(room_id)
+            del flights[room_id]
+            room.last_chunk = chunk
+            report.recorded.append((room_id, chunk.sequence))
+
+    def _record(self, room: Room, result: dict, flight: Flight, t: float) -> Chunk:
+        provenance = {
+            **(result.get("provenance") or {}),
+            "stream": flight.stream,
+            "stream_base": flight.base,
+            "cut_round": flight.cut_round,
+            "reset": flight.reset,
+        }
+        return services.chunk_record(
+            room=room,
+            sequence=flight.sequence,
+            start_s=record_start(flight.start_s, timeline_origin(room), t, self.policy),
+            duration_s=float(result["duration_s"]),
+            audio=result["path"],
+            steering=result.get("steering"),
+            provenance=provenance,
+        )
+
+    # -- planning and asking --------------------------------------------------------------------
+
+    def _clock(self, room: Room, listeners: int, flight: Flight | None) -> RoomClock:
+        last = room.last_chunk
+        return RoomClock(
+            room=str(room.pk),
+            status=room.status,
+            listeners=listeners,
+            origin=timeline_origin(room),
+            last=LastChunk(last.sequence, last.start_s, last.duration_s) if last else None,
+            in_flight=flight.planning(self.policy) if flight is not None else None,
+        )
+
+    def _dispatch(self, wants, rooms, flights, t: float, report: TickReport) -> None:
+        if not wants or not self.dispatcher.ready():
+            return
+        store = self.store
+        jobs: list[dict] = []
+        asked: dict[str, Flight] = {}
+        for want in wants:
+            if len(jobs) >= self.policy.max_batch:
+                break
+            room, previous = rooms[want.room], flights.get(want.room)
+            last = room.last_chunk
+            retry = want.attempt > 1 and previous is not None
+            if retry:
+                current = Stream(previous.stream, previous.base)
+            else:
+                current = _stream_of(last, want.room)
+            stream, restarted = choose_stream(
+                want.room,
+                want.sequence,
+                current=current,
+                last_at=last.created_at.timestamp() if last is not None else None,
+                attempt=want.attempt,
+                now=t,
+                policy=self.policy,
+            )
+            job_sequence = want.sequence - stream.base
+            cut_round = room.last_cut_round or 0
+            flight = Flight(
+                sequence=want.sequence,
+                start_s=want.start_s,
+                asked_at=t,
+                attempts=1 if restarted else want.attempt,
+                stream=stream.key,
+                base=stream.base,
+                # A new stream starts under the room's steering at once (no ramp from nothing);
+                # a hard cut the last chunk does not include yet starts the music afresh.
+                reset=job_sequence == 0 or cut_round > _cut_of(last),
+                cut_round=cut_round,
+            )
+            if not retry and not restarted:
+                # Made already (a conductor that stopped before recording it): record it now.
+                blob = store.get(chunk_key(stream.key, job_sequence))
+                if blob is not None:
+                    try:
+                        chunk = self._record(room, json.loads(blob), flight, t)
+                    except Exception:
+                        logger.exception(
+                            "room %s: recording chunk %s failed", want.room, want.sequence
+                        )
+                    else:
+                        room.last_chunk = chunk
+                        report.recorded.append((want.room, chunk.sequence))
+                        continue
+            seed = room.seed if stream.base == 0 else (room.seed + stream.base) % (MAX_SEED + 1)
+            jobs.append(
+                {
+                    "room": stream.key,
+                    "sequence": job_sequence,
+                    "seed": seed,
+                    "steering": room.current_steering or None,
+                    "reset": flight.reset,
+                }
+            )
+            asked[want.room] = flight
+            report.requested.append((want.room, want.sequence))
+            if retry and not restarted:
+                report.retried.append((want.room, want.sequence))
+            if restarted:
+                report.restarted.append((want.room, want.sequence))
+        if not jobs:
+            return
+        for room_id, flight in asked.items():
+            flight_set(room_id, flight)
+        rooms_of_jobs = list(asked)
+        try:
+            self.dispatcher.dispatch(
+                jobs, self.out_dir, lambda js, rs: self._on_done(rooms_of_jobs, js, rs)
+            )
+        except Exception:  # the broker is down: they stay in flight and are asked for again
+            logger.exception("rooms: dispatching %d chunks failed", len(jobs))
+            return
+        if self.dispatcher.synchronous:
+            flights.update(asked)
+            self._collect({r: rooms[r] for r in asked}, dict(asked), t, report)
+
+    def _on_done(self, room_ids: list[str], jobs: list[dict], results: list[dict]) -> None:
+        """In-process batches report what they could not make: those rooms go to a fresh
+        stream at the next tick instead of waiting to find out the slow way."""
+        for room_id, job, result in zip(room_ids, jobs, results, strict=True):
+            if "error" not in result:
+                continue
+            logger.warning(
+                "room %s: the engine refused %s#%s: %s",
+                room_id,
+                job["room"],
+                job["sequence"],
+                result["error"],
+            )
+            flight = flights_get([room_id]).get(room_id)
+            if flight is not None and flight.stream == job["room"]:
+                flight.failed = True
+                flight_set(room_id, flight)
+
+
+_default: Conductor | None = None
+_default_lock = threading.Lock()
+
+
+def default_conductor() -> Conductor:
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Conductor()
+        return _default
+
+
+def set_default_conductor(conductor: Conductor | None) -> None:
+    """Use another conductor (tests); None builds the configured one on next use."""
+    global _default
+    with _default_lock:
+        _default = conductor
+
+
+def conductor_tick(now: datetime | float | None = None) -> TickReport:
+    """One tick of this process's conductor (tests call it with `now`, no thread involved)."""
+    return default_conductor().tick(now)
+
+
+# --- Driving the tick: one loop, one leader ----------------------------------------------------
+
+
+class LocalLeadership:
+    """The embedded default: one conductor per process."""
+
+    _lock = threading.Lock()
+
+    def acquire(self) -> bool:
+        return self._lock.acquire(blocking=False)
+
+    def renew(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        if self._lock.locked():
+            self._lock.release()
+
+
+class RedisLeadership:
+    """Service mode: a Redis lock that the leading conductor renews every tick; if it stops
+    (dies, hangs), another takes over within LOCK_TTL_S."""
+
+    def __init__(self, url: str, key: str, ttl_s: float = LOCK_TTL_S) -> None:
+        import redis
+
+        self._lock = redis.Redis.from_url(url).lock(key, timeout=ttl_s, thread_local=False)
+
+    def acquire(self) -> bool:
+        from redis.exceptions import RedisError
+
+        try:
+            return bool(self._lock.acquire(blocking=False))
+        except RedisError:
+            logger.warning("conductor: Redis unavailable", exc_info=True)
+            return False
+
+    def renew(self) -> bool:
+        from redis.exceptions import LockError, RedisError
+
+        try:
+            self._lock.reacquire()
+            return True
+        except (LockError, RedisError):
+            return False
+
+    def release(self) -> None:
+        from redis.exceptions import LockError, RedisError
+
+        with contextlib.suppress(LockError, RedisError):
+            self._lock.release()
+
+
+def leadership():
+    if settings.REDIS_URL:
+        return RedisLeadership(settings.REDIS_URL, f"{settings.CACHE_NAMESPACE}:conductor:lock")
+    return LocalLeadership()
+
+
+def run_loop(
+    stop: threading.Event,
+    *,
+    conductor: Conductor | None = None,
+    lead=None,
+    interval_s: float = TICK_S,
+    max_ticks: int | None = None,
+    tidy: Callable[[], None] = close_old_connections,
+) -> int:
+    """Tick every `interval_s` while this process leads, until `stop` is set (or `max_ticks`
+    ticks); a process that does not lead waits and tries again. Returns the ticks made.
+    `tidy` runs after each tick (closing database connections that went stale)."""
+    conductor = conductor or default_conductor()
+    lead = lead or leadership()
+    leading, ticks = False, 0
+    try:
+        while not stop.is_set() and (max_ticks is None or ticks < max_ticks):
+            if not leading:
+                leading = lead.acquire()
+                if not leading:
+                    stop.wait(STANDBY_S)
+                    continue
+                logger.info("conductor: leading (pid %s)", os.getpid())
+            elif not lead.renew():
+                logger.warning("conductor: lost the lead")
+                leading = False
+                continue
+            started = time.monotonic()
+            try:
+                conductor.tick()
+            except Exception:  # the next tick tries again: rows and the store hold the truth
+                logger.exception("conductor: tick failed")
+            finally:
+                tidy()
+            ticks += 1
+            left = interval_s - (time.monotonic() - started)
+            wake = conductor.dispatcher.wake
+            if left > 0:
+                if wake is not None:  # an in-process batch that finishes wakes the loop early
+                    wake.wait(left)
+                    wake.clear()
+                else:
+                    stop.wait(left)
+    finally:
+        if leading:
+            lead.release()
+    return ticks
+
+
+_background: tuple[threading.Thread, threading.Event] | None = None
+_background_lock = threading.Lock()
+
+
+def start_background(interval_s: float = TICK_S) -> threading.Event:
+    """Run the loop in a daemon thread of this process (the embedded default's web process);
+    idempotent. Set the returned event (or call stop_background) to stop it."""
+    global _background
+    with _background_lock:
+        if _background is not None and _background[0].is_alive():
+            return _background[1]
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=run_loop,
+            args=(stop,),
+            kwargs={"interval_s": interval_s},
+            name="chorus-conductor",
+            daemon=True,
+        )
+        thread.start()
+        atexit.register(stop.set)
+        _background = (thread, stop)
+        return stop
+
+
+def stop_background(timeout_s: float = 5.0) -> None:
+    global _background
+    with _background_lock:
+        if _background is None:
+            return
+        thread, stop = _background
+        stop.set()
+        thread.join(timeout_s)
+        _background = None
+
+
+def start_in_process_if_embedded() -> bool:
+    """The web process starts its own conductor when background work runs in process (the
+    embedded default), unless CHORUS_CONDUCTOR=0 or tasks run inline (tests)."""
+    if os.environ.get("CHORUS_CONDUCTOR", "1").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    if not settings.TASKS_INPROCESS or settings.TASKS_INPROCESS_SYNC:
+        return False
+    start_background()
+    return True
