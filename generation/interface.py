@@ -25,7 +25,7 @@ class SongRequest:
     prompt: str
     duration_s: float
     seed: int
-    guidance: float = 3.0
+    guidance: float | None = None  # None: the backend's own recommended scale
     style_tags: tuple[str, ...] = ()
     # structured controls by name (bpm, energy, brightness, key, mode, instruments_in/out);
     # backends that have no such control ignore them

@@ -186,6 +186,11 @@ class MusicGenGenerator:
             )
         self._lock = threading.Lock()  # one song at a time: generate() and the RNG fork are global
 
+    @staticmethod
+    def _guidance(request: SongRequest) -> float:
+        """The request's scale, or MusicGen's usual 3.0 when the request leaves it to us."""
+        return 3.0 if request.guidance is None else float(request.guidance)
+
     def generate_song(self, request: SongRequest, progress: ProgressCallback) -> RenderedSong:
         if not 0 < request.duration_s <= MAX_SONG_SECONDS:
             raise ValueError(f"duration must be in (0, {MAX_SONG_SECONDS}] s: {request.duration_s}")
@@ -227,7 +232,7 @@ class MusicGenGenerator:
                 "style_tags": list(request.style_tags),
                 "text": text,
                 "seed": request.seed,
-                "guidance": request.guidance,
+                "guidance": self._guidance(request),
                 "windows": len(plan),
                 "window_s": self.window_frames / self.frame_rate,
                 "context_s": self.context_frames / self.frame_rate,
@@ -255,7 +260,7 @@ class MusicGenGenerator:
             **inputs,
             **kwargs,
             do_sample=True,
-            guidance_scale=request.guidance,
+            guidance_scale=self._guidance(request),
             max_new_tokens=new_frames + self.delay_steps,
             stopping_criteria=_step_counter(on_step),
         )

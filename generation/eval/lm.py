@@ -65,7 +65,7 @@ def run_streams(
     chunks: int,
     seed: int,
     switch: dict[int, list[Steering]] | None = None,
-    guidance: float = 3.0,
+    guidance: float | None = None,
 ) -> list[list[np.ndarray]]:
     """Batched streams; switch maps a chunk index to the steerings asked from then on."""
     sessions = [

@@ -149,7 +149,9 @@ class ChorusSongGenerator:
             return Steering(((prompt, 1.0),) if prompt else (), replace(controls, section=section))
 
         session = engine.session(
-            request.seed, steering_at(0.0), Sampling(guidance=request.guidance)
+            request.seed,
+            steering_at(0.0),
+            Sampling(guidance=request.guidance),  # None: default
         )
         if request.reference_path:
             session.prime(self._reference_codes(request.reference_path))
@@ -173,7 +175,7 @@ class ChorusSongGenerator:
                 "generator": "chorus",
                 "prompt": prompt,
                 "seed": request.seed,
-                "guidance": request.guidance,
+                "guidance": session.sampling.guidance,
                 "controls": controls.as_dict(),
                 "expansion": expansion,
                 "sections": plan,

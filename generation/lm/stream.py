@@ -34,7 +34,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -82,7 +82,9 @@ class Chunk:
 
 @dataclass
 class Sampling:
-    guidance: float = 3.0  # classifier-free guidance scale; 1.0 turns it off (half the compute)
+    # classifier-free guidance scale; 1.0 turns it off (half the compute); None: the
+    # checkpoint's recommended scale (Engine.default_guidance)
+    guidance: float | None = None
     temperature: float = 1.0
     top_k: int = 250
 
@@ -244,6 +246,8 @@ class Engine:
         self.device = device
         self._null: Tensor | None = None
         self._conditions: dict[str, Tensor] = {}
+        # the scale the checkpoint was tuned for (its model card says how it was chosen)
+        self.default_guidance = float(getattr(model, "extra", {}).get("guidance", 3.0))
 
     @classmethod
     def load(cls, lm_path=None, codec_path=None, **kwargs) -> Engine:
@@ -273,7 +277,10 @@ class Engine:
     def session(
         self, seed: int, steering: Steering | None = None, sampling: Sampling | None = None
     ) -> StreamSession:
-        return StreamSession(self, seed, steering or Steering(), sampling or Sampling())
+        sampling = sampling or Sampling()
+        if sampling.guidance is None:
+            sampling = replace(sampling, guidance=self.default_guidance)
+        return StreamSession(self, seed, steering or Steering(), sampling)
 
     # -- conditions ---------------------------------------------------------------------------
 

@@ -19,7 +19,12 @@ class SongCreateForm(forms.Form):
         label="Style tags (comma separated)", required=False, max_length=400
     )
     seed = forms.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
-    guidance = forms.FloatField(min_value=MIN_GUIDANCE, max_value=MAX_GUIDANCE, initial=3.0)
+    guidance = forms.FloatField(
+        min_value=MIN_GUIDANCE,
+        max_value=MAX_GUIDANCE,
+        required=False,
+        help_text="Leave empty for the model's recommended guidance.",
+    )
     visibility = forms.ChoiceField(choices=Song.Visibility.choices, initial="private")
 
     def clean_style_tags(self) -> list[str]:

@@ -49,7 +49,8 @@ class Song(models.Model):
         validators=[MinValueValidator(MIN_SONG_SECONDS), MaxValueValidator(MAX_SONG_SECONDS)]
     )
     seed = models.BigIntegerField()
-    guidance = models.FloatField(default=3.0)
+    # classifier-free guidance; null: the model's recommended scale (provenance has the one used)
+    guidance = models.FloatField(null=True, blank=True, default=None)
     style_tags = models.JSONField(default=list, blank=True)
     # structured controls (generation.steering.Controls as a dict: bpm, key, instruments...)
     controls = models.JSONField(default=dict, blank=True)

@@ -25,7 +25,14 @@ class SongCreateSerializer(serializers.Serializer):
     seed = serializers.IntegerField(
         min_value=0, max_value=MAX_SEED, required=False, allow_null=True
     )
-    guidance = serializers.FloatField(min_value=MIN_GUIDANCE, max_value=MAX_GUIDANCE, default=3.0)
+    guidance = serializers.FloatField(
+        min_value=MIN_GUIDANCE,
+        max_value=MAX_GUIDANCE,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Classifier-free guidance; leave it out for the model's recommended scale.",
+    )
     style_tags = serializers.ListField(
         child=serializers.CharField(max_length=MAX_STYLE_TAG_CHARS),
         max_length=MAX_STYLE_TAGS,
@@ -106,7 +113,7 @@ class SongDetailSerializer(SongListItemSerializer):
 
     prompt = serializers.CharField()
     seed = serializers.IntegerField()
-    guidance = serializers.FloatField()
+    guidance = serializers.FloatField(allow_null=True)
     controls = serializers.DictField()
     expand_prompt = serializers.BooleanField()
     expansion = serializers.DictField(

@@ -98,14 +98,14 @@ def song_clean_style_tags(tags: list[str]) -> list[str]:
     return cleaned
 
 
-def song_check_parameters(*, duration_s: float, guidance: float, seed: int | None) -> None:
+def song_check_parameters(*, duration_s: float, guidance: float | None, seed: int | None) -> None:
     if not MIN_SONG_SECONDS <= duration_s <= MAX_SONG_SECONDS:
         raise ServiceError(
             f"Duration must be between {MIN_SONG_SECONDS:.0f} s and {MAX_SONG_SECONDS:.0f} s "
             f"(10 minutes); got {duration_s:g} s.",
             field="duration_s",
         )
-    if not MIN_GUIDANCE <= guidance <= MAX_GUIDANCE:
+    if guidance is not None and not MIN_GUIDANCE <= guidance <= MAX_GUIDANCE:
         raise ServiceError(
             f"Guidance must be between {MIN_GUIDANCE:g} and {MAX_GUIDANCE:g}.", field="guidance"
         )
@@ -163,7 +163,7 @@ def song_create(
     prompt: str,
     duration_s: float = 30.0,
     seed: int | None = None,
-    guidance: float = 3.0,
+    guidance: float | None = None,
     style_tags: list[str] | None = None,
     controls: dict | None = None,
     expand_prompt: bool = True,
@@ -188,7 +188,7 @@ def song_create(
         prompt=prompt,
         duration_s=float(duration_s),
         seed=seed if seed is not None else secrets.randbelow(MAX_SEED + 1),
-        guidance=float(guidance),
+        guidance=None if guidance is None else float(guidance),
         style_tags=tags,
         controls=clean_controls,
         expand_prompt=bool(expand_prompt),
