@@ -42,6 +42,7 @@ def draw(rows: list[tuple[str, np.ndarray]], sample_rate: int, title: str, path:
     high = max(s.max() for _, s in specs)
     seconds = len(rows[0][1]) / sample_rate
     figure, axes = plt.subplots(len(specs), 1, figsize=(9, 2.1 * len(specs)), sharex=True)
+    axes = np.atleast_1d(axes)
     for axis, (name, spec) in zip(axes, specs, strict=True):
         axis.imshow(
             spec,

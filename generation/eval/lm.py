@@ -174,7 +174,7 @@ def quality(engine: Engine, probe, manifest: Path, seeds: int) -> dict:
 
     # steering: A for 3 chunks, then B
     pairs = []
-    for _ in range(max(12, 8 * seeds)):
+    for _ in range(max(24, 16 * seeds)):  # 32 trials with 2 seeds: a switch is noisy
         a, b = rng.sample(styles, 2)
         pairs.append((a, b))
     clips = run_streams(
