@@ -210,6 +210,15 @@ class StreamSession:
         start = self.base + self.window.shape[-1]
         self.segments.append(Segment(start, length, begin, end))
 
+    def shorten(self, keep: int) -> None:
+        """Keep only the last ``keep`` steps of context (the old music's pull fades faster)."""
+        if self.window.shape[-1] > keep:
+            drop = self.window.shape[-1] - keep
+            self.window = self.window[:, drop:]
+            self.base += drop
+            self.segments = [s for s in self.segments if s.start + s.length > self.base]
+            self.cache = self.null_cache = None
+
     def ensure_room(self, steps: int) -> None:
         """Slide the window if ``steps`` more would overflow it, then (re)build the caches."""
         context = self.engine.model.config.context
@@ -235,6 +244,7 @@ class Engine:
         model_version: str,
         chunk_s: float = 2.0,
         text: TextEncoder | None = None,
+        switch_context_s: float | None = 1.0,
         device: str = "cpu",
     ):
         self.model, self.codec = model.eval().to(device), codec.eval().to(device)
@@ -242,6 +252,8 @@ class Engine:
         self.frame_rate = model.config.frame_rate
         self.chunk_frames = round(chunk_s * self.frame_rate)
         self.slide_margin = self.chunk_frames  # slide a little further so slides are rare
+        # when the leading prompt changes, keep only this much context (None: keep it all)
+        self.switch_context_s: float | None = switch_context_s
         self._text = text
         self.device = device
         self._null: Tensor | None = None
@@ -345,6 +357,8 @@ class Engine:
         for s, steering in zip(sessions, steerings, strict=True):
             begin = s.cond_now
             if steering is not None:
+                if self.switch_context_s is not None and leading(steering) != leading(s.steering):
+                    s.shorten(round(self.switch_context_s * self.frame_rate))
                 s.steering, s.cond_now = steering, self.condition(steering)
             begins.append(begin)
         steps = self.chunk_frames
@@ -484,6 +498,12 @@ class Engine:
         history = [torch.from_numpy(data[f"history{i}"]) for i in range(len(s.decoder.history))]
         s.decoder = StreamState(history, torch.from_numpy(data["overlap"]), meta["decoder_frames"])
         return s
+
+
+def leading(steering: Steering) -> str | None:
+    """The prompt with the largest weight (what a listener would say the music is "about")."""
+    prompts = [(w, t) for t, w in steering.prompts if t.strip() and w > 0]
+    return max(prompts)[1] if prompts else None
 
 
 def sample(logits: Tensor, sampling: Sampling, generator: torch.Generator) -> Tensor:

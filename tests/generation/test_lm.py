@@ -280,3 +280,15 @@ def test_priming_continues_a_reference_clip(engine, codec):
     assert chunk.codes.shape == (3, engine.chunk_frames)
     # the first frames finish the reference's partial ones: their coarse level is the reference's
     assert chunk.codes[0, 0] == reference[0, -2]
+
+
+def test_a_new_leading_prompt_keeps_only_a_second_of_context(engine):
+    engine.switch_context_s = 0.2  # 5 steps at 25 Hz
+    s = engine.session(4, Steering.of("techno"))
+    for _ in range(3):
+        s.next_chunk()
+    s.next_chunk(Steering.of("techno", bpm=140))  # same leading prompt: context kept
+    kept = s.window.shape[-1]
+    s.next_chunk(Steering((("piano", 0.8), ("techno", 0.2))))  # the lead changes
+    assert kept > 5 + engine.chunk_frames
+    assert s.window.shape[-1] == 5 + engine.chunk_frames
