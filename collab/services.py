@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
@@ -53,8 +52,8 @@ from webapp.ratelimit import ratelimit_enforce
 from webapp.songs import audio as song_audio
 from webapp.songs.models import MAX_PROMPT_CHARS as MAX_SONG_PROMPT_CHARS
 from webapp.songs.models import MAX_TITLE_CHARS as MAX_SONG_TITLE_CHARS
-from webapp.songs.models import PEAKS_PER_SONG, Song
-from webapp.songs.services import MAX_SEED, song_clean_controls
+from webapp.songs.models import Song
+from webapp.songs.services import MAX_SEED, song_clean_controls, song_store_master
 
 logger = logging.getLogger(__name__)
 
@@ -1008,9 +1007,6 @@ def room_keep(
             expand_prompt=False,
             status=Song.Status.READY,
             progress=1.0,
-            sample_rate=sample_rate,
-            audio_duration_s=duration,
-            peaks=song_audio.compute_peaks(pcm, PEAKS_PER_SONG),
             model_version=(versions_heard[0] if versions_heard else "room")[:64],
             provenance={
                 "source": "room",
@@ -1027,6 +1023,6 @@ def room_keep(
             started_at=timezone.now(),
             finished_at=timezone.now(),
         )
-        song.audio.save("master.flac", ContentFile(master), save=False)
+        song_store_master(song=song, pcm=pcm, sample_rate=sample_rate, master=master)
         song.save(force_insert=True)
     return song

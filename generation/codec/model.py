@@ -21,7 +21,6 @@ f+1, exactly as far as the decoder's last window for frame f does) and is otherw
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from generation.checkpoint import load_fp16, save_fp16
 from generation.codec.quantizer import ResidualVectorQuantizer
 
 FILE_FORMAT = "chorus-codec-v1"
@@ -353,25 +353,13 @@ class Codec(nn.Module):
         return self.decoder.head.weight.device
 
     def save(self, path: str | Path) -> None:
-        """One file: fp16 weights and the config as JSON (torch.save of a plain dict)."""
-        weights = {
-            k: v.half() if v.is_floating_point() else v for k, v in self.state_dict().items()
-        }
-        blob = {
-            "format": FILE_FORMAT,
-            "config": json.dumps(asdict(self.config)),
-            "state_dict": weights,
-        }
-        torch.save(blob, path)
+        """One file: fp16 weights and the config as JSON (generation/checkpoint.py)."""
+        save_fp16(self, path, FILE_FORMAT, asdict(self.config))
 
     @classmethod
     def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> Codec:
         """A codec saved by save(), with float32 weights, in eval mode."""
-        blob = torch.load(path, map_location=map_location, weights_only=True)
-        if blob.get("format") != FILE_FORMAT:
-            raise ValueError(f"{path} is not a {FILE_FORMAT} file")
-        codec = cls(CodecConfig(**json.loads(blob["config"])))
-        codec.load_state_dict(
-            {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
-        )
+        config, state, _ = load_fp16(path, FILE_FORMAT, map_location)
+        codec = cls(CodecConfig(**config))
+        codec.load_state_dict(state)
         return codec.to(map_location).eval()

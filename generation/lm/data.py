@@ -16,7 +16,6 @@ spectral centroid (brightness). ``LMData.batch`` then cuts training windows:
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from collections.abc import Callable
@@ -264,7 +263,3 @@ class LMData:
         # step t predicts level 0 of frame t + 1 of the window: its condition is that frame's
         cond = torch.where(t + 1 < at, cond_a[:, None], cond_b[:, None])
         return tokens, cond
-
-
-def load_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())

@@ -20,7 +20,6 @@ independent streams at different points advance together.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from generation.checkpoint import load_fp16, save_fp16
 from generation.lm.conditioning import ConditionEncoder, Vocab
 from generation.lm.pattern import DelayPattern
 
@@ -259,25 +259,12 @@ class TokenLM(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def save(self, path: str | Path, extra: dict | None = None) -> None:
-        weights = {
-            k: v.half() if v.is_floating_point() else v for k, v in self.state_dict().items()
-        }
-        blob = {
-            "format": FILE_FORMAT,
-            "config": json.dumps(asdict(self.config)),
-            "state_dict": weights,
-            "extra": json.dumps(extra or {}),
-        }
-        torch.save(blob, path)
+        save_fp16(self, path, FILE_FORMAT, asdict(self.config), extra or {})
 
     @classmethod
     def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> TokenLM:
-        blob = torch.load(path, map_location=map_location, weights_only=True)
-        if blob.get("format") != FILE_FORMAT:
-            raise ValueError(f"{path} is not a {FILE_FORMAT} file")
-        model = cls(LMConfig(**json.loads(blob["config"])))
-        model.load_state_dict(
-            {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
-        )
-        model.extra = json.loads(blob.get("extra", "{}"))
+        config, state, extra = load_fp16(path, FILE_FORMAT, map_location)
+        model = cls(LMConfig(**config))
+        model.load_state_dict(state)
+        model.extra = extra
         return model.to(map_location).eval()

@@ -415,16 +415,20 @@ class Engine:
         cache = KVCache.stack(caches)
         n, k = len(sessions), self.model.config.n_codebooks
         pad = self.model.config.codebook_size
-        null = self.null_condition
+        # per chunk, not per step: every row's conditions for the whole chunk, and the inputs fed
+        starts = [s.base + s.window.shape[-1] for s in sessions]
+        conds = torch.stack(
+            [s.conditions(p, p + steps) for s, p in zip(sessions, starts, strict=True)]
+        )
+        null_rows = self.null_condition.expand(sum(guided), -1)
+        guided_rows = torch.tensor(guided, dtype=torch.bool)
+        levels = torch.arange(k)
+        fed: list[list[Tensor]] = [[] for _ in sessions]
         out = [torch.empty(k, steps, dtype=torch.long) for _ in sessions]
         for t in range(steps):
             inputs = torch.stack([s.last for s in sessions])
-            positions = [s.base + s.window.shape[-1] for s in sessions]
-            conds = torch.stack(
-                [s.conditions(p, p + 1)[0] for s, p in zip(sessions, positions, strict=True)]
-            )
-            rows_in = torch.cat([inputs, inputs[torch.tensor(guided, dtype=torch.bool)]])
-            rows_cond = torch.cat([conds, null.expand(sum(guided), -1)])
+            rows_in = torch.cat([inputs, inputs[guided_rows]])
+            rows_cond = torch.cat([conds[:, t], null_rows])
             logits = self.model.step(rows_in, rows_cond, cache)
             g = 0
             for i, s in enumerate(sessions):
@@ -435,11 +439,13 @@ class Engine:
                     row = uncond + s.sampling.guidance * (row - uncond)
                 codes = sample(row, s.sampling, s.generator)
                 # levels that reach back before the stream began stay PAD
-                codes[torch.arange(k) > s.step] = pad
-                s.window = torch.cat([s.window, s.last[:, None]], dim=-1)
+                codes[levels > s.step] = pad
+                fed[i].append(s.last)
                 s.last = codes
                 s.step += 1
                 out[i][:, t] = codes
+        for s, inputs in zip(sessions, fed, strict=True):
+            s.window = torch.cat([s.window, torch.stack(inputs, dim=-1)], dim=-1)
         sizes = [1] * n + [1] * sum(guided)
         parts = cache.split(sizes)
         g = 0

@@ -287,6 +287,18 @@ def song_claim_for_generation(*, song_id: str) -> Song | None:
     return song
 
 
+def song_store_master(*, song: Song, pcm, sample_rate: int, master: bytes) -> None:
+    """Put a FLAC master (encoded from pcm) in storage as the song's audio, with its length and
+    waveform peaks. The caller saves the row, in its transaction. Song generation and "keep"
+    from a room both store their audio this way."""
+    if song.audio:
+        song.audio.delete(save=False)
+    song.audio.save("master.flac", ContentFile(master), save=False)
+    song.sample_rate = sample_rate
+    song.audio_duration_s = len(pcm) / sample_rate
+    song.peaks = audio.compute_peaks(pcm, PEAKS_PER_SONG)
+
+
 def song_render(*, song_id: str) -> None:
     """Generate a claimed song's audio, store it with its peaks, and mark it ready (or failed)."""
     song = song_claim_for_generation(song_id=song_id)
@@ -328,12 +340,9 @@ def song_render(*, song_id: str) -> None:
 
     with transaction.atomic():
         song = Song.objects.select_for_update().get(pk=song_id)
-        if song.audio:
-            song.audio.delete(save=False)
-        song.audio.save("master.flac", ContentFile(master), save=False)
-        song.sample_rate = rendered.sample_rate
-        song.audio_duration_s = rendered.duration_s
-        song.peaks = audio.compute_peaks(rendered.pcm, PEAKS_PER_SONG)
+        song_store_master(
+            song=song, pcm=rendered.pcm, sample_rate=rendered.sample_rate, master=master
+        )
         song.model_version = rendered.model_version
         song.is_placeholder = rendered.is_placeholder
         song.provenance = rendered.provenance
