@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
 .PHONY: install run test lint format migrate superuser worker worker-cpu beat web conductor \
-        bench bench-api bench-codec bench-lm corpus probe lm clean
+        bench bench-api bench-codec bench-lm bench-rooms corpus probe lm clean frontend test-frontend bench-sync
 
 # The virtualenv is rebuilt when pyproject.toml changes. torch==2.13.0 resolves to the CPU wheel
 # that pip finds through its configured find-links on these machines.
@@ -21,12 +21,15 @@ migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
 # Embedded default: SQLite, in-memory channel layer, generation in this process. Nothing else to start.
-run: migrate
+run: migrate frontend
 	$(BIN)/uvicorn webapp.asgi:application --host $(HOST) --port $(PORT)
 
-test: install
+# Lint, migrations in step with the models, the front end's unit tests (Vitest), then pytest:
+# unit, API, rooms, integration (service mode) and the browser tests (headless Chromium).
+test: install frontend
 	$(BIN)/ruff check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
+	cd frontend && npx vitest run
 	$(BIN)/pytest
 
 lint: install
@@ -60,10 +63,16 @@ conductor: install
 	$(BIN)/python manage.py conductor
 
 # --- Benchmarks (print figures; never timed assertions in the unit suite) -------------------
-bench: bench-api bench-codec bench-lm
+bench: bench-api bench-codec bench-lm bench-rooms
 
 bench-api: install
 	@$(BIN)/python -m tests.bench.bench_api --warmup 20
+
+# A live audience room in service mode (uvicorn, a gpu worker with the shipped model, the
+# conductor): joins, 2,000 websocket listeners, votes, and how soon a vote is heard. Needs
+# PostgreSQL and Redis at 127.0.0.1; the load clients run niced. Prints figures, asserts none.
+bench-rooms: install
+	@ulimit -n "$$(ulimit -Hn)"; $(BIN)/python -m tests.bench.bench_rooms
 
 # The shipped codec against Opus on held-out clips. Uses the 20-hour corpus if it was built
 # (python -m generation.data build --hours 20 --out var/corpus/full), else builds 3 hours (~1 min).
@@ -95,3 +104,32 @@ lm: corpus
 
 clean:
 	rm -rf var/media var/staticfiles .pytest_cache .ruff_cache
+
+# --- Front end (frontend/: TypeScript, built by Vite into webapp/static/dist/, gitignored) ----
+FRONTEND_SRC := $(shell find frontend/src -type f 2>/dev/null) frontend/vite.config.ts \
+                frontend/tsconfig.json frontend/scripts/size.mjs
+
+frontend/node_modules/.installed: frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund
+	touch $@
+
+# Type-checks, builds, and prints each page's initial JavaScript, gzipped (dist/size.json).
+webapp/static/dist/.vite/manifest.json: frontend/node_modules/.installed $(FRONTEND_SRC)
+	cd frontend && npm run -s build
+
+frontend: webapp/static/dist/.vite/manifest.json
+
+test-frontend: frontend/node_modules/.installed
+	cd frontend && npx vitest run
+
+# Two headless Chromiums in one room: how closely they schedule the same chunk (server time),
+# and the largest gap or overlap between consecutive chunks in one. Prints figures, asserts none.
+bench-sync: install frontend
+	@$(BIN)/python -m tests.bench.bench_sync
+
+# --- Deployment (deploy/: images, compose, Kubernetes; docs/deploy.md) ----------------------
+# Validates the Kubernetes manifests offline against the API's schemas and checks the compose
+# file, the image recipe and the storage settings (tests/deploy). No cluster, no docker daemon.
+.PHONY: deploy-check
+deploy-check: install
+	$(BIN)/pytest tests/deploy -q

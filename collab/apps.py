@@ -7,6 +7,8 @@ class CollabConfig(AppConfig):
     verbose_name = "Rooms"
 
     def ready(self) -> None:
+        from collab.feedback import register_feedback_targets
         from collab.ratelimits import register_rate_limits
 
         register_rate_limits()
+        register_feedback_targets()

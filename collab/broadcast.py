@@ -29,7 +29,7 @@ from django.db import transaction
 from django.urls import reverse
 
 from collab import protocol
-from collab.models import Chunk, Proposal, Room, Round, Vote
+from collab.models import Audition, Chunk, Proposal, Room, Round, Vote
 from collab.presence import presence_count
 from collab.selectors import (
     ballot,
@@ -112,9 +112,15 @@ def ballot_view(round: Round | None) -> list[dict]:
     """The round's ballot, most voted first, each proposal with its votes."""
     if round is None:
         return []
-    return [
-        proposal_view(p, votes=p.vote_count) for p in ballot(round=round).select_related("author")
-    ]
+    entries = []
+    for p in ballot(round=round).select_related("author", "audition"):
+        entry = proposal_view(p, votes=p.vote_count)
+        try:
+            entry["audition"] = audition_view(p.audition)
+        except Audition.DoesNotExist:
+            entry["audition"] = None
+        entries.append(entry)
+    return entries
 
 
 def blend_view(room: Room) -> list[dict]:
@@ -139,17 +145,44 @@ def chunk_audio_url(chunk: Chunk, room: Room | None = None) -> str:
     listener got in with it); a private room's listeners are its host and admins, by cookie."""
     room = room if room is not None else chunk.room
     url = reverse("room-chunk-audio", kwargs={"room_id": chunk.room_id, "sequence": chunk.sequence})
+    query = {}
+    if chunk.revision:  # a remade chunk has a URL of its own: caches never mix the two
+        query["r"] = chunk.revision
+    if room.visibility == Room.Visibility.UNLISTED:
+        query["share"] = room.share_token
+    return url + ("?" + urlencode(query) if query else "")
+
+
+def chunk_view(chunk: Chunk, room: Room | None = None) -> dict:
+    return {
+        "id": chunk.pk,
+        "sequence": chunk.sequence,
+        "revision": chunk.revision,
+        "start_s": chunk.start_s,
+        "duration_s": chunk.duration_s,
+        "url": chunk_audio_url(chunk, room),
+    }
+
+
+def audition_url(audition: Audition, room: Room | None = None) -> str:
+    room = room if room is not None else audition.room
+    url = reverse(
+        "room-audition-audio",
+        kwargs={"room_id": audition.room_id, "proposal_id": audition.proposal_id},
+    )
     if room.visibility == Room.Visibility.UNLISTED:
         url += "?" + urlencode({"share": room.share_token})
     return url
 
 
-def chunk_view(chunk: Chunk, room: Room | None = None) -> dict:
+def audition_view(audition: Audition | None, room: Room | None = None) -> dict | None:
+    """A proposal's preview as listeners see it, or None while there is none (yet)."""
+    if audition is None or audition.status != Audition.Status.READY:
+        return None
     return {
-        "sequence": chunk.sequence,
-        "start_s": chunk.start_s,
-        "duration_s": chunk.duration_s,
-        "url": chunk_audio_url(chunk, room),
+        "id": audition.pk,
+        "url": audition_url(audition, room),
+        "duration_s": audition.duration_s,
     }
 
 
@@ -333,8 +366,15 @@ def room_changed(room: Room) -> None:
 
 
 def chunk_recorded(chunk: Chunk) -> None:
-    """A chunk of the room's music is stored: listeners fetch it by URL and schedule it."""
+    """A chunk of the room's music is stored (or remade, with a higher `revision`): listeners
+    fetch it by URL and schedule it."""
     _send_on_commit(chunk.room_id, {"type": "chunk", **chunk_view(chunk)})
+
+
+def audition_ready(audition: Audition) -> None:
+    """A proposal's preview is ready to play."""
+    frame = {"type": "audition", "proposal_id": audition.proposal_id, **audition_view(audition)}
+    _send_on_commit(audition.room_id, frame)
 
 
 def presence_changed(*, room_id) -> None:

@@ -40,10 +40,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import json
 import logging
 import math
 import os
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -57,9 +59,10 @@ from django.core.cache import cache
 from django.db import close_old_connections
 
 from collab import broadcast, selectors, services
-from collab.models import Chunk, Room
+from collab.models import Audition, Chunk, Room
 from collab.presence import presence_counts
 from generation import tasks as generation_tasks
+from webapp import metrics
 from webapp.errors import ServiceError
 
 logger = logging.getLogger(__name__)
@@ -77,9 +80,19 @@ STANDBY_S = 1.0  # how often a conductor without the lock tries to take it
 
 @dataclass(frozen=True)
 class Policy:
-    lead_s: float = 3.0  # ask for the next chunk when less audio than this is scheduled ahead
+    # Ask for the next chunk when less audio than this is scheduled ahead: with 1 s chunks,
+    # 1.5 to 2.5 s lie ahead, which covers a batch's time and a listener's fetch.
+    lead_s: float = 1.5
     start_lead_s: float = 1.0  # a new stretch of timeline starts this far ahead of now
     late_margin_s: float = 0.3  # a chunk that comes back after its start moves this far ahead
+    # Steering changed: remake the first chunk made under the old steering that starts at least
+    # this far ahead of the playback clock (there is time to make it and fetch it)...
+    rewind_margin_s: float = 0.4
+    # ...and put the remake in its place if it is back while the old one is this far from
+    # starting (else the old one plays and the next chunk is remade).
+    replace_margin_s: float = 0.15
+    audition_s: float = 5.0  # a proposal's preview
+    max_auditions: int = 8  # previews asked for in one batch
     stale_after_s: float = 6.0  # a job not back after this long is asked for again...
     max_attempts: int = 3  # ...up to this many times; then the room starts a fresh stream
     # A room silent this long has lost its stream state (the store keeps it for an hour).
@@ -173,6 +186,40 @@ def record_start(
     return max(planned_s, now - origin + policy.late_margin_s)
 
 
+def steering_key(steering: dict | None) -> str:
+    """A short fingerprint of a steering (Steering.as_dict): chunks remember what they were
+    asked under, so the conductor sees which were made before the steering changed."""
+    text = json.dumps(steering or {}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Ahead:
+    """A recorded chunk, as rewind planning sees it."""
+
+    sequence: int
+    start_s: float
+    steering_key: str  # "" when unknown (recorded before chunks remembered it)
+
+
+def choose_rewind(
+    ahead: Iterable[Ahead], current_key: str, playhead_s: float, policy: Policy = DEFAULT_POLICY
+) -> Ahead | None:
+    """The chunk to make again now that the steering is `current_key`: the first (by sequence)
+    that nobody will have heard by the time a remake is back (it starts at least
+    `rewind_margin_s` after the playhead) and that was made under another steering. None if
+    every such chunk already follows the current steering.
+
+    This is what makes a vote heard within about a chunk: the audio already made ahead of the
+    playhead, which would otherwise play first, is made again under the new steering."""
+    for chunk in sorted(ahead, key=lambda c: c.sequence):
+        if chunk.start_s < playhead_s + policy.rewind_margin_s:
+            continue
+        if chunk.steering_key and chunk.steering_key != current_key:
+            return chunk
+    return None
+
+
 @dataclass(frozen=True)
 class Stream:
     key: str  # the job's "room" in the generation store
@@ -185,6 +232,13 @@ class Stream:
     @staticmethod
     def fresh(room: str, sequence: int) -> Stream:
         return Stream(f"{room}/s{sequence}", sequence)
+
+    @staticmethod
+    def branch(room: str, sequence: int, revision: int) -> Stream:
+        """A stream that remakes chunk `sequence` (revision `revision`) and goes on from it.
+        Its key is new every time: the same chunk may be remade at the same revision again
+        later (after an earlier chunk's remake), and the store would answer with the old one."""
+        return Stream(f"{room}/r{sequence}.{revision}-{secrets.token_hex(3)}", sequence)
 
 
 def choose_stream(
@@ -223,6 +277,9 @@ class Flight:
     cut_round: int = 0
     failed: bool = False  # the in-process engine reported it could not make this chunk
     record_failed_at: float | None = None
+    # Above 0: a remake of the recorded chunk `sequence` (a rewind), on a branch stream.
+    revision: int = 0
+    steering_key: str = ""  # the steering it was asked under (steering_key)
 
     @property
     def job_sequence(self) -> int:
@@ -285,6 +342,11 @@ class CeleryDispatcher:
             (jobs, out_dir), queue="gpu", expires=self.expires_s
         )
 
+    def dispatch_auditions(self, jobs: list[dict], out_dir: str) -> None:
+        generation_tasks.auditions_render.apply_async(
+            (jobs, out_dir), queue="gpu", expires=self.expires_s
+        )
+
 
 class ThreadDispatcher:
     """The embedded default: the engine runs in one thread of this process, one batch at a time.
@@ -292,6 +354,9 @@ class ThreadDispatcher:
     together in the next one (a CPU gains more from batching than from queueing)."""
 
     synchronous = False
+    # One preview per batch: the one engine thread makes the rooms' chunks too, and a batch of
+    # previews (5 s of music each) must end well inside the 1.5 s of lead the rooms keep.
+    max_auditions = 1
 
     def __init__(self) -> None:
         self.wake = threading.Event()  # set when a batch finishes: the loop collects at once
@@ -314,6 +379,19 @@ class ThreadDispatcher:
             self._busy.clear()
             self.wake.set()
 
+    def dispatch_auditions(self, jobs: list[dict], out_dir: str) -> None:
+        self._busy.set()
+        self._pool.submit(self._run_auditions, jobs, out_dir)
+
+    def _run_auditions(self, jobs: list[dict], out_dir: str) -> None:
+        try:
+            generation_tasks.run_audition_jobs(jobs, out_dir)
+        except Exception:  # pending; asked for again when stale
+            logger.exception("rooms: a batch of %d auditions failed", len(jobs))
+        finally:
+            self._busy.clear()
+            self.wake.set()
+
 
 class InlineDispatcher:
     """Tests (CHORUS_TASKS_SYNC): the batch runs in the caller's thread, inside the tick."""
@@ -329,6 +407,9 @@ class InlineDispatcher:
 
     def dispatch(self, jobs: list[dict], out_dir: str, on_done: OnDone) -> None:
         on_done(jobs, generation_tasks.run_room_jobs(jobs, out_dir, self.engine, self.store))
+
+    def dispatch_auditions(self, jobs: list[dict], out_dir: str) -> None:
+        generation_tasks.run_audition_jobs(jobs, out_dir, self.engine, self.store)
 
 
 def default_dispatcher():
@@ -349,6 +430,10 @@ class TickReport:
     requested: list[tuple[str, int]] = field(default_factory=list)
     retried: list[tuple[str, int]] = field(default_factory=list)  # also in requested
     restarted: list[tuple[str, int]] = field(default_factory=list)  # fresh streams
+    rewound: list[tuple[str, int]] = field(default_factory=list)  # remakes asked for
+    replaced: list[tuple[str, int]] = field(default_factory=list)  # remakes put in place
+    auditions: list[tuple[str, int]] = field(default_factory=list)  # (room, proposal) asked
+    auditioned: list[tuple[str, int]] = field(default_factory=list)  # ready
 
     def as_dict(self) -> dict:
         return {name: len(value) for name, value in asdict(self).items()}
@@ -375,6 +460,18 @@ def _stream_of(chunk: Chunk | None, room_id: str) -> Stream:
     if not isinstance(key, str) or not isinstance(base, int):
         return Stream.first(room_id)
     return Stream(key, base)
+
+
+def _rewinding(flight: Flight | None) -> bool:
+    return flight is not None and flight.revision > 0
+
+
+def _seed(room: Room, stream: Stream) -> int:
+    return room.seed if stream.base == 0 else (room.seed + stream.base) % (MAX_SEED + 1)
+
+
+def _audition_key(audition: Audition) -> str:
+    return f"{audition.room_id}/{audition.proposal_id}"
 
 
 def _cut_of(chunk: Chunk | None) -> int:
@@ -404,8 +501,10 @@ class Conductor:
         report = TickReport()
         on_air = {str(pk): status for pk, status in selectors.room_list_on_air()}
         if not on_air:
+            metrics.rooms_observe({}, {})
             return report
         listeners = presence_counts(on_air)
+        metrics.rooms_observe(on_air, listeners)
         flights = flights_get(on_air)
         heard = sorted(r for r, s in on_air.items() if s == Room.Status.LIVE and listeners[r] > 0)
         if heard:
@@ -415,8 +514,15 @@ class Conductor:
             return report
         rooms = selectors.room_list_for_conductor(room_ids=wanted)
         self._collect(rooms, flights, t, report)
-        clocks = [self._clock(rooms[r], listeners[r], flights.get(r)) for r in heard if r in rooms]
-        self._dispatch(plan(clocks, t, self.policy), rooms, flights, t, report)
+        rewinds = self._rewinds(rooms, heard, flights, t, report)
+        clocks = [
+            self._clock(rooms[r], listeners[r], flights.get(r))
+            for r in heard
+            if r in rooms and r not in rewinds and not _rewinding(flights.get(r))
+        ]
+        metrics.chunk_leads_observe(clocks, t)
+        self._dispatch(plan(clocks, t, self.policy), rooms, flights, t, report, rewinds)
+        self._auditions(rooms, heard, t, report)
         return report
 
     # -- rounds ---------------------------------------------------------------------------------
@@ -445,6 +551,10 @@ class Conductor:
             if room is None:
                 continue
             last = room.last_chunk
+            if flight.revision:
+                if self._collect_rewind(room, flight, t, report):
+                    del flights[room_id]
+                continue
             if last is not None and last.sequence >= flight.sequence:  # recorded already
                 flight_forget(room_id)
                 del flights[room_id]
@@ -468,14 +578,59 @@ class Conductor:
             room.last_chunk = chunk
             report.recorded.append((room_id, chunk.sequence))
 
-    def _record(self, room: Room, result: dict, flight: Flight, t: float) -> Chunk:
-        provenance = {
+    def _collect_rewind(self, room: Room, flight: Flight, t: float, report: TickReport) -> bool:
+        """A remake (rewind) in flight: put it in place if it is back in time; forget it when it
+        is back too late or never comes back (the next tick looks again at what to remake).
+        True when the flight is over."""
+        room_id = str(room.pk)
+        try:
+            blob = self.store.get(chunk_key(flight.stream, flight.job_sequence))
+        except Exception:
+            logger.exception("room %s: reading remade chunk %s failed", room_id, flight.sequence)
+            return False
+        if blob is None:
+            if t - flight.asked_at < self.policy.stale_after_s:
+                return False
+            flight_forget(room_id)
+            return True
+        flight_forget(room_id)
+        result = json.loads(blob)
+        playhead = t - timeline_origin(room)
+        try:
+            chunk = services.chunk_replace(
+                room=room,
+                sequence=flight.sequence,
+                revision=flight.revision,
+                duration_s=float(result["duration_s"]),
+                audio=result["path"],
+                steering=result.get("steering"),
+                provenance=self._provenance(result, flight),
+                not_before_s=playhead + self.policy.replace_margin_s,
+            )
+        except Exception:
+            logger.exception("room %s: replacing chunk %s failed", room_id, flight.sequence)
+            return
+        if chunk is not None:
+            room.last_chunk = chunk
+            report.replaced.append((room_id, chunk.sequence))
+            # asked for (t - asked_at) ago; heard (start_s - playhead) from now
+            metrics.STEERING_LATENCY.observe(t - flight.asked_at + chunk.start_s - playhead)
+        return True
+
+    @staticmethod
+    def _provenance(result: dict, flight: Flight) -> dict:
+        return {
             **(result.get("provenance") or {}),
             "stream": flight.stream,
             "stream_base": flight.base,
             "cut_round": flight.cut_round,
             "reset": flight.reset,
+            "steering_key": flight.steering_key,
+            "revision": flight.revision,
         }
+
+    def _record(self, room: Room, result: dict, flight: Flight, t: float) -> Chunk:
+        provenance = self._provenance(result, flight)
         return services.chunk_record(
             room=room,
             sequence=flight.sequence,
@@ -499,12 +654,85 @@ class Conductor:
             in_flight=flight.planning(self.policy) if flight is not None else None,
         )
 
-    def _dispatch(self, wants, rooms, flights, t: float, report: TickReport) -> None:
-        if not wants or not self.dispatcher.ready():
+    def _rewinds(self, rooms, heard, flights, t: float, report: TickReport) -> dict:
+        """Rooms whose steering changed while chunks made under the old one wait to be played:
+        {room: (flight, job)} remaking the first of them (choose_rewind)."""
+        rewinds: dict[str, tuple[Flight, dict]] = {}
+        for room_id in heard:
+            room = rooms.get(room_id)
+            last = room.last_chunk if room is not None else None
+            if last is None or room.status != Room.Status.LIVE:
+                continue
+            key = steering_key(room.current_steering)
+            flight = flights.get(room_id)
+            if flight is not None and flight.revision and flight.steering_key == key:
+                continue  # a remake under this very steering is on its way
+            last_key = (last.provenance or {}).get("steering_key", "")
+            if last_key in ("", key) and (flight is None or flight.steering_key in ("", key)):
+                continue  # nothing made or being made under another steering
+            playhead = t - timeline_origin(room)
+            ahead = selectors.chunks_ahead(
+                room=room, after_s=playhead + self.policy.rewind_margin_s
+            )
+            keys = {c.sequence: (c.provenance or {}).get("steering_key", "") for c in ahead}
+            target = choose_rewind(
+                [Ahead(c.sequence, c.start_s, keys[c.sequence]) for c in ahead],
+                key,
+                playhead,
+                self.policy,
+            )
+            if target is None:
+                continue
+            chunk = next(c for c in ahead if c.sequence == target.sequence)
+            rewinds[room_id] = self._rewind(room, chunk, flight, key, t)
+            report.rewound.append((room_id, chunk.sequence))
+        return rewinds
+
+    def _rewind(self, room: Room, chunk: Chunk, flight: Flight | None, key: str, t: float):
+        """The flight and job that remake `chunk` on a branch of its stream."""
+        room_id = str(room.pk)
+        parent = _stream_of(chunk, room_id)
+        revision = max(chunk.revision, flight.revision if flight is not None else 0) + 1
+        stream = Stream.branch(room_id, chunk.sequence, revision)
+        provenance = chunk.provenance or {}
+        cut_round = room.last_cut_round or 0
+        reset = (
+            bool(provenance.get("reset"))
+            or chunk.sequence == parent.base  # the first of its stream: nothing before it
+            or cut_round > _cut_of(chunk)
+        )
+        new = Flight(
+            sequence=chunk.sequence,
+            start_s=chunk.start_s,
+            asked_at=t,
+            attempts=1,
+            stream=stream.key,
+            base=stream.base,
+            reset=reset,
+            cut_round=cut_round,
+            revision=revision,
+            steering_key=key,
+        )
+        job = {
+            "room": stream.key,
+            "sequence": 0,
+            "seed": _seed(room, parent),
+            "steering": room.current_steering or None,
+            "reset": reset,
+            "parent": {"stream": parent.key, "sequence": chunk.sequence - parent.base},
+        }
+        return new, job
+
+    def _dispatch(self, wants, rooms, flights, t: float, report: TickReport, rewinds=None) -> None:
+        rewinds = rewinds or {}
+        if (not wants and not rewinds) or not self.dispatcher.ready():
             return
         store = self.store
         jobs: list[dict] = []
         asked: dict[str, Flight] = {}
+        for room_id, (flight, job) in rewinds.items():  # first: a vote waits on them
+            jobs.append(job)
+            asked[room_id] = flight
         for want in wants:
             if len(jobs) >= self.policy.max_batch:
                 break
@@ -552,12 +780,12 @@ class Conductor:
                         room.last_chunk = chunk
                         report.recorded.append((want.room, chunk.sequence))
                         continue
-            seed = room.seed if stream.base == 0 else (room.seed + stream.base) % (MAX_SEED + 1)
+            flight.steering_key = steering_key(room.current_steering)
             jobs.append(
                 {
                     "room": stream.key,
                     "sequence": job_sequence,
-                    "seed": seed,
+                    "seed": _seed(room, stream),
                     "steering": room.current_steering or None,
                     "reset": flight.reset,
                 }
@@ -573,6 +801,7 @@ class Conductor:
         for room_id, flight in asked.items():
             flight_set(room_id, flight)
         rooms_of_jobs = list(asked)
+        metrics.BATCH_ROOMS.observe(len(jobs))
         try:
             self.dispatcher.dispatch(
                 jobs, self.out_dir, lambda js, rs: self._on_done(rooms_of_jobs, js, rs)
@@ -583,6 +812,77 @@ class Conductor:
         if self.dispatcher.synchronous:
             flights.update(asked)
             self._collect({r: rooms[r] for r in asked}, dict(asked), t, report)
+
+    # -- auditions ------------------------------------------------------------------------------
+
+    def _auditions(self, rooms: dict[str, Room], heard: list[str], t: float, report) -> None:
+        """Previews of the proposals on the open ballots of rooms with listeners: collect the
+        ones made, then (when the engine is free: the rooms' own chunks come first) ask for
+        those missing, in one batch. Each is made from the room's latest state."""
+        if not heard:
+            return
+        stale = self._collect_auditions(heard, t, report)
+        if not self.dispatcher.ready():
+            return
+        limit = min(
+            self.policy.max_auditions,
+            getattr(self.dispatcher, "max_auditions", self.policy.max_auditions),
+        )
+        proposals = [a.proposal for a in stale[:limit]]
+        proposals += selectors.auditions_wanted(room_ids=heard, limit=limit - len(proposals))
+        jobs = []
+        moment = datetime.fromtimestamp(t, tz=UTC)
+        for proposal in proposals:
+            room = rooms.get(str(proposal.room_id)) or proposal.room
+            audition = services.audition_request(proposal=proposal, now=moment)
+            stream = _stream_of(getattr(room, "last_chunk", None), str(room.pk))
+            jobs.append(
+                {
+                    "key": _audition_key(audition),
+                    "stream": stream.key,
+                    "steering": services.proposal_preview_steering(proposal, room),
+                    "seconds": self.policy.audition_s,
+                    "seed": _seed(room, stream),
+                }
+            )
+            report.auditions.append((str(room.pk), proposal.pk))
+        if not jobs:
+            return
+        try:
+            self.dispatcher.dispatch_auditions(jobs, self.out_dir)
+        except Exception:  # pending; asked for again when stale
+            logger.exception("rooms: dispatching %d auditions failed", len(jobs))
+            return
+        if self.dispatcher.synchronous:
+            self._collect_auditions(heard, t, report)
+
+    def _collect_auditions(self, heard: list[str], t: float, report) -> list[Audition]:
+        """Record the previews that are made; give up on those asked for too often. Returns
+        the pending ones to ask for again."""
+        store = self.store
+        again: list[Audition] = []
+        for audition in selectors.auditions_pending(room_ids=heard):
+            blob = store.get(generation_tasks.audition_result_key(_audition_key(audition)))
+            if blob is not None:
+                result = json.loads(blob)
+                try:
+                    services.audition_record(
+                        audition=audition,
+                        audio=result["path"],
+                        duration_s=float(result["duration_s"]),
+                        steering=result.get("steering"),
+                        provenance=result.get("provenance"),
+                    )
+                except Exception:
+                    logger.exception("room %s: recording an audition failed", audition.room_id)
+                    continue
+                report.auditioned.append((str(audition.room_id), audition.proposal_id))
+            elif t - audition.asked_at.timestamp() >= self.policy.stale_after_s:
+                if audition.attempts >= services.AUDITION_MAX_ATTEMPTS:
+                    services.audition_fail(audition=audition)
+                else:
+                    again.append(audition)
+        return again
 
     def _on_done(self, room_ids: list[str], jobs: list[dict], results: list[dict]) -> None:
         """In-process batches report what they could not make: those rooms go to a fresh

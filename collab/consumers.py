@@ -1,8 +1,11 @@
 """The room websocket, `ws/rooms/<id>/`: protocol version 1 (docs/protocol.md).
 
 A thin consumer, as the house style wants: it parses a frame (collab.protocol), calls one
-service (collab.services) and shapes the answer; what listeners hear of a change, services
-announce on commit (collab.broadcast), and each connection forwards its room group's frames.
+service (collab.services) and shapes the answer; votes go through the process's vote batcher
+(collab.votes) and are answered once stored. What listeners hear of a change, services announce
+on commit (collab.broadcast); each process receives a room's broadcasts once and hands them to
+its listeners (_Relay), and closes every socket when Redis restarts (_RedisWatch) so that
+clients start again from a snapshot.
 
 Who may connect is the rooms' visibility rule (collab.selectors.room_get_for_viewer, with the
 share token of an unlisted room as `?share=`); who may do what, the services' gates. A bad frame
@@ -13,17 +16,24 @@ gets an error frame and the connection stays open; only a client that floods far
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
+import weakref
 from urllib.parse import parse_qs
 
+import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
+from channels.consumer import get_handler_name
 from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 
-from collab import broadcast, protocol, services
+from collab import broadcast, protocol, services, votes
 from collab.models import Room
 from collab.presence import presence_join, presence_leave
 from collab.selectors import (
@@ -65,11 +75,12 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self.refused_in_a_row = 0
         self.group = broadcast.room_group(self.room_id)
         broadcast.use_loop(asyncio.get_running_loop())
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        await _relays.join(self)
         await self.accept()
         self.joined = True
         await sync_to_async(_listener_joined, thread_sensitive=False)(self.room_id)
         _tickers.listen(self.room_id)
+        _redis_watch.add(self)
         await self.send_frame(await self._snapshot())
 
     def _load(self) -> tuple[Room, str | None]:
@@ -94,13 +105,36 @@ class RoomConsumer(AsyncWebsocketConsumer):
         if not self.joined:
             return
         self.joined = False
-        await self.channel_layer.group_discard(self.group, self.channel_name)
+        _redis_watch.discard(self)
+        await _relays.leave(self)
         _tickers.leave(self.room_id)
         await sync_to_async(_listener_left, thread_sensitive=False)(self.room_id)
 
     async def _close(self, code: int) -> None:
         await self._leave()
         await self.close(code=code)
+
+    async def resync(self) -> None:
+        """Let the client go so that it reconnects and starts again from a snapshot (the
+        shared state behind its seq and presence is gone: collab.consumers._RedisWatch).
+        Leaving may fail while Redis is away; the socket closes all the same."""
+        try:
+            await self._leave()
+        except Exception:
+            logger.warning("room %s: leaving after a Redis restart failed", self.room_id)
+        await self.close(code=protocol.CLOSE_RESYNC)
+
+    async def dispatch(self, message: dict) -> None:
+        """Channels' dispatch without its hop to the database thread before every message (to
+        close stale connections). This consumer reaches the database only through
+        database_sync_to_async, which closes them itself, and through the vote batcher, which
+        does so after each batch; but the hop runs for every frame and every broadcast, all on
+        the one thread a process shares for the database, so that a chunk announced to a
+        thousand listeners queued a thousand hops behind each other."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     # --- Frames from the client ---------------------------------------------------------------
 
@@ -129,6 +163,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
         try:
             if message.type == "ping":
                 frame = protocol.pong_frame(t0=message.get("t0"), t1=received_at, t2=time.time())
+            elif message.type == "vote":
+                frame = await self._vote(message)
             else:
                 thread_sensitive = message.type not in SLOW_TYPES
                 act = DatabaseSyncToAsync(self._act, thread_sensitive=thread_sensitive)
@@ -161,6 +197,21 @@ class RoomConsumer(AsyncWebsocketConsumer):
             logger.warning("room %s: closing a flooding connection (%s)", self.room_id, self.user)
             await self._close(protocol.CLOSE_FLOODING)
 
+    async def _vote(self, message: protocol.ClientMessage) -> dict:
+        """A vote goes through this process's batcher (collab.votes): it is checked and
+        written with the others that arrive within a few milliseconds, and acknowledged only
+        once it is durable. Waiting for it holds no thread."""
+        cast = await votes.vote_submit(
+            votes.VoteRequest(
+                room_id=self.room_id,
+                proposal_id=message.get("proposal_id"),
+                user=self.user,
+                anon_key=self.anon_key,
+                now=timezone.now(),
+            )
+        )
+        return _ack("vote", proposal_id=cast.proposal_id)
+
     def _act(self, message: protocol.ClientMessage) -> dict:
         """Carry out one client message (in a worker thread: services touch the database) and
         return the frame that answers it."""
@@ -177,10 +228,6 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 control=message.get("control"),
             )
             return _ack(kind, proposal=broadcast.proposal_view(proposal))
-        if kind == "vote":
-            proposal = proposal_get_in_room(room=room, proposal_id=message.get("proposal_id"))
-            services.vote_cast(proposal=proposal, user=user, anon_key=anon_key)
-            return _ack(kind, proposal_id=proposal.pk)
         if kind == "thumb":
             services.chunk_thumb(
                 room=room,
@@ -244,7 +291,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
         return broadcast.snapshot(room_id=self.room_id, user=self.user, anon_key=self.anon_key)
 
     async def room_frame(self, event: dict) -> None:
-        """A broadcast to the room's group (collab.broadcast.send): forwarded as it is."""
+        """A broadcast to the room's group (collab.broadcast.send), handed over by this
+        process's relay of the room (_Relays): forwarded as it is."""
         if not self.joined:
             return
         if event.get("hosts_only") and not self.is_host:
@@ -274,6 +322,97 @@ def _listener_joined(room_id: str) -> None:
 def _listener_left(room_id: str) -> None:
     presence_leave(room_id=room_id)
     broadcast.presence_changed(room_id=room_id)
+
+
+# --- The relay: each broadcast reaches a process once ---------------------------------------------
+
+
+class _Relay:
+    """This process's listeners of one room, and the one channel through which the room's
+    broadcasts reach them: a task receives each group message once and hands it to every
+    listener in turn (RoomConsumer.room_frame, whose send only writes to the socket's buffer).
+
+    A channel per listener would cost, for every broadcast and every listener, a queue, a task
+    woken, the message decoded and a dispatch: with a thousand listeners a chunk reached the
+    last of them half a second after the first."""
+
+    def __init__(self, room_id: str) -> None:
+        self.group = broadcast.room_group(room_id)
+        self.listeners: set[RoomConsumer] = set()
+        self.layer = get_channel_layer()
+        self.loop = asyncio.get_running_loop()
+        self.subscribed = self.loop.create_future()
+        self.stopping = False
+        self.task = self.loop.create_task(self._run())
+
+    async def _run(self) -> None:
+        channel = await self.layer.new_channel("room-relay.")
+        try:
+            await self.layer.group_add(self.group, channel)
+            self.subscribed.set_result(True)
+            while not self.stopping:
+                event = await self.layer.receive(channel)
+                await self._hand_over(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # subscribing failed: the listeners waiting on it hear why
+            if not self.subscribed.done():
+                self.subscribed.set_exception(exc)
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                await self.layer.group_discard(self.group, channel)
+
+    async def _hand_over(self, event: dict) -> None:
+        for consumer in list(self.listeners):  # one may leave (closing) meanwhile
+            try:
+                await consumer.room_frame(event)
+            except Exception:  # its socket went: the others still hear the room
+                logger.debug("room %s: a listener missed a frame", self.group, exc_info=True)
+
+    def usable(self) -> bool:
+        return (
+            not self.stopping and not self.task.done() and self.loop is asyncio.get_running_loop()
+        )
+
+    def stop(self) -> None:
+        """Stop relaying. From within the relay's own task (a listener leaving as it is handed
+        a frame: a room made private closes sockets) it stops once the hand-over is done, so
+        that the listener's close is not cut short."""
+        self.stopping = True
+        if asyncio.current_task() is not self.task:
+            self.task.cancel()
+
+
+class _Relays:
+    """The relays of this process, one per room it has listeners of."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[str, _Relay] = {}
+
+    async def join(self, consumer: RoomConsumer) -> None:
+        """Add a listener; returns once the room's broadcasts reach it."""
+        relay = self._rooms.get(consumer.room_id)
+        if relay is None or not relay.usable():
+            relay = self._rooms[consumer.room_id] = _Relay(consumer.room_id)
+        relay.listeners.add(consumer)
+        try:
+            await asyncio.shield(relay.subscribed)
+        except BaseException:
+            await self.leave(consumer)
+            raise
+
+    async def leave(self, consumer: RoomConsumer) -> None:
+        relay = self._rooms.get(consumer.room_id)
+        if relay is None:
+            return
+        relay.listeners.discard(consumer)
+        if not relay.listeners:
+            del self._rooms[consumer.room_id]
+            relay.stop()
+
+
+_relays = _Relays()
 
 
 # --- The ticker: throttled frames ---------------------------------------------------------------
@@ -318,3 +457,59 @@ async def _tick(room_id: str) -> None:
                 await flush(room_id=room_id, kinds=due)
         except Exception:  # the next tick tries again; the rows hold the truth
             logger.warning("room %s: throttled frames failed", room_id, exc_info=True)
+
+
+# --- The Redis watch: a restart of Redis makes every client start again ---------------------------
+
+
+class _RedisWatch:
+    """Service mode: while this process has room sockets, one task asks Redis for its run id
+    every WATCH_S. Redis keeps the rooms' seq counters, presence counts and channel-layer
+    subscriptions; a restart loses them all, and a client that went on would ignore every frame
+    (its seq is ahead of the new counter) and be counted nowhere. So when the run id changes,
+    each socket of this process is closed with CLOSE_RESYNC: clients reconnect (docs/protocol.md),
+    are counted again, and start from a snapshot. While Redis is unreachable the sockets stay
+    open (broadcasts are at most once anyway); the check resumes when it answers."""
+
+    WATCH_S = 1.0
+
+    def __init__(self) -> None:
+        self._sockets: weakref.WeakSet[RoomConsumer] = weakref.WeakSet()
+        self._task: asyncio.Task | None = None
+        self._run_id: str | None = None
+
+    def add(self, consumer: RoomConsumer) -> None:
+        if not settings.REDIS_URL:
+            return
+        self._sockets.add(consumer)
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._task = loop.create_task(self._watch(settings.REDIS_URL))
+
+    def discard(self, consumer: RoomConsumer) -> None:
+        self._sockets.discard(consumer)
+
+    async def _watch(self, url: str) -> None:
+        client = aioredis.Redis.from_url(url, socket_timeout=self.WATCH_S)
+        try:
+            while self._sockets:
+                await self._check(client)
+                await asyncio.sleep(self.WATCH_S)
+        finally:
+            self._run_id = None  # a restart while nobody listens concerns nobody
+            await client.aclose()
+
+    async def _check(self, client) -> None:
+        try:
+            run_id = (await client.info("server"))["run_id"]
+        except Exception:  # Redis is away: nothing to compare until it is back
+            return
+        if self._run_id is not None and run_id != self._run_id:
+            logger.warning("Redis restarted: %d room sockets resync", len(self._sockets))
+            for consumer in list(self._sockets):
+                self._sockets.discard(consumer)
+                asyncio.get_running_loop().create_task(consumer.resync())
+        self._run_id = run_id
+
+
+_redis_watch = _RedisWatch()

@@ -280,6 +280,9 @@ class Chunk(models.Model):
     start_s = models.FloatField()  # on the room's timeline
     duration_s = models.FloatField()
     audio = models.FileField(upload_to=chunk_upload_to, max_length=255)  # name in media storage
+    # 0 as first made; up by one each time it is made again before anyone heard it (the steering
+    # changed: collab.conductor rewinds). Its URL names the revision, so caches never mix them.
+    revision = models.PositiveSmallIntegerField(default=0)
     steering = models.JSONField(default=dict)  # what it was generated under (Steering.as_dict)
     provenance = models.JSONField(default=dict, blank=True)  # model version, seed, batch...
     created_at = models.DateTimeField(auto_now_add=True)
@@ -294,3 +297,35 @@ class Chunk(models.Model):
 
     def __str__(self) -> str:
         return f"chunk {self.sequence} of {self.room_id}"
+
+
+class Audition(models.Model):
+    """A short preview of a proposal: the room's music continued for a few seconds under the
+    steering the proposal would give it, made from the room's current context (collab.conductor)
+    so that listeners can hear an idea before they vote for it. Never part of the room's stream."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"  # asked for
+        READY = "ready"
+        FAILED = "failed"  # asked for too often without an answer; the ballot shows none
+
+    proposal = models.OneToOneField(Proposal, on_delete=models.CASCADE, related_name="audition")
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="auditions")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=1)
+    asked_at = models.DateTimeField(default=timezone.now)
+    audio = models.FileField(upload_to=chunk_upload_to, max_length=255, blank=True)
+    duration_s = models.FloatField(null=True, blank=True)
+    steering = models.JSONField(default=dict, blank=True)  # what the preview was made under
+    provenance = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["asked_at"], name="audition_pending", condition=models.Q(status="pending")
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"audition of proposal {self.proposal_id} ({self.status})"

@@ -33,6 +33,9 @@ FLOOD_CLOSE_AFTER = 200
 # Close codes (4000-4999 are the application's).
 CLOSE_NOT_FOUND = 4404  # no such room, or not one this connection may see
 CLOSE_FLOODING = 4429
+# The standard "service restart": the server lost its shared state (Redis restarted), so the
+# connection's seq and presence mean nothing any more. Reconnect and start from the snapshot.
+CLOSE_RESYNC = 1012
 
 # Error codes of the protocol itself; services add their own (ServiceError.code: "paused",
 # "slow_mode", "duplicate", "round_closed", "login_required", "forbidden", "not_found", ...).

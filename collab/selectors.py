@@ -7,7 +7,7 @@ from datetime import datetime
 from django.core.exceptions import ValidationError
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
-from collab.models import Chunk, Proposal, Room, Round
+from collab.models import Audition, Chunk, Proposal, Room, Round
 from webapp.errors import NotFound
 
 CHUNKS_PAGE = 100
@@ -118,6 +118,41 @@ def chunk_get(*, room: Room, sequence: int) -> Chunk | None:
 
 
 # --- The conductor's reads (collab.conductor) -------------------------------------------------
+
+
+def audition_get(*, room: Room, proposal_id: int) -> Audition | None:
+    """A proposal's preview, if it is ready."""
+    return Audition.objects.filter(
+        room=room, proposal_id=proposal_id, status=Audition.Status.READY
+    ).first()
+
+
+def auditions_wanted(*, room_ids, limit: int) -> list[Proposal]:
+    """Approved proposals on the open ballots of these rooms that have no preview yet and none
+    asked for, oldest first."""
+    return list(
+        Proposal.objects.filter(
+            room_id__in=list(room_ids),
+            status=Proposal.Status.APPROVED,
+            round__status=Round.Status.OPEN,
+            audition__isnull=True,
+        )
+        .select_related("room")
+        .order_by("created_at", "id")[:limit]
+    )
+
+
+def auditions_pending(*, room_ids) -> list[Audition]:
+    return list(
+        Audition.objects.filter(room_id__in=list(room_ids), status=Audition.Status.PENDING)
+        .select_related("proposal", "room")
+        .order_by("asked_at")
+    )
+
+
+def chunks_ahead(*, room: Room, after_s: float) -> list[Chunk]:
+    """The room's chunks that start at or after `after_s` on its timeline: not heard yet."""
+    return list(Chunk.objects.filter(room=room, start_s__gte=after_s).order_by("sequence"))
 
 
 def room_list_on_air() -> list[tuple]:

@@ -34,6 +34,7 @@ from collab.models import (
     MAX_TITLE_CHARS,
     ROUND_LENGTH_RANGE,
     SLOW_MODE_RANGE,
+    Audition,
     Chunk,
     Proposal,
     Room,
@@ -641,54 +642,25 @@ def vote_cast(
     """Vote for an approved proposal of the open round; a participant's second vote in a round
     changes their first (same row).
 
+    The single-vote entry point of the vote ingest path (collab.votes): the same checks and the
+    same one-statement upsert as a batch of votes from websockets, here for a batch of one, in
+    the caller's thread. Counted in the `room_vote` rate limit.
+
     Takes no lock on the round (every voter of a round would queue on it): a vote that lands
     while the round is closing may miss that round's tally, as a vote after the bell would."""
-    now = now or timezone.now()
-    actor = participant_key(user, anon_key)
-    if actor is not None:
-        ratelimit_enforce(domain="room_vote", key=actor)
-    # As they are now: a consumer's copies may be old (the host paused, or rejected it).
-    proposal = Proposal.objects.select_related("room").get(pk=proposal.pk)
-    room = proposal.room
-    actor = participant_check_may_take_part(room, user, anon_key, to="vote")
-    if proposal.status == Proposal.Status.PENDING:
-        raise ServiceError("This proposal is waiting for the host's approval.", code="pending")
-    if proposal.status == Proposal.Status.REJECTED:
-        raise ServiceError("The host took this proposal off the ballot.", code="rejected")
-    voter = user if actor.startswith("user:") else None
-    for attempt in range(2):
-        try:
-            with transaction.atomic():
-                current = Round.objects.filter(room=room, status=Round.Status.OPEN).first()
-                if current is None or proposal.round_id != current.pk:
-                    raise ServiceError(
-                        "Voting on that round has closed; the ballot has moved on.",
-                        code="round_closed",
-                    )
-                vote = (
-                    Vote.objects.select_for_update().filter(round=current, voter_key=actor).first()
-                )
-                if vote is None:
-                    vote = Vote.objects.create(
-                        round=current,
-                        proposal=proposal,
-                        voter=voter,
-                        voter_key=actor,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                    broadcast.tally_changed(room_id=room.pk)
-                    return vote
-                if vote.proposal_id != proposal.pk:
-                    vote.proposal = proposal
-                    vote.updated_at = now
-                    vote.save(update_fields=["proposal", "updated_at"])
-                    broadcast.tally_changed(room_id=room.pk)
-                return vote
-        except IntegrityError:  # the same participant's other request inserted first
-            if attempt == 1:
-                raise
-    raise AssertionError("unreachable")
+    from collab import votes  # the ingest path imports these services' checks
+
+    request = votes.VoteRequest(
+        room_id=str(proposal.room_id),
+        proposal_id=proposal.pk,
+        user=user,
+        anon_key=anon_key,
+        now=now or timezone.now(),
+    )
+    (result,) = votes.vote_write_batch([request])
+    if isinstance(result, Exception):
+        raise result
+    return Vote.objects.get(round_id=result.round_id, voter_key=result.voter_key)
 
 
 # --- Rounds ---------------------------------------------------------------------------------
@@ -754,6 +726,7 @@ def round_close(
             votes__isnull=True,
         ).update(round=following)
         locked.save(update_fields=["current_blend", "current_steering", "updated_at"])
+        FeedbackEvent.objects.bulk_create(_choice_set_events(current))
         broadcast.round_closed(room=locked, closed=current, following=following, cut=cut)
     _copy_back(room, locked)
     return current
@@ -842,6 +815,151 @@ def chunk_record(
             return chunk
     except IntegrityError:  # recorded by a concurrent call
         return Chunk.objects.get(room=room, sequence=sequence)
+
+
+def chunk_replace(
+    *,
+    room: Room,
+    sequence: int,
+    revision: int,
+    duration_s: float,
+    audio: str,
+    steering: dict | None = None,
+    provenance: dict | None = None,
+    not_before_s: float | None = None,
+) -> Chunk | None:
+    """Put a remade chunk in the place of one nobody has heard yet: the steering changed after
+    it was made (collab.conductor rewinds). The chunks after it go (they continued the old
+    one); listeners get the chunk again with its new `revision` and drop what they had
+    scheduled from it on (docs/protocol.md).
+
+    Returns None, changing nothing, when the chunk is no longer there, already has this
+    revision or a later one, or starts before `not_before_s` on the room's timeline (it may be
+    playing by now: then it stays as it was)."""
+    if not (math.isfinite(duration_s) and duration_s > 0):
+        raise ServiceError("A chunk lasts longer than 0 s.", field="duration_s")
+    name = _storage_name(str(audio))
+    with transaction.atomic():
+        chunk = Chunk.objects.select_for_update().filter(room=room, sequence=sequence).first()
+        if chunk is None or chunk.revision >= revision:
+            return None
+        if not_before_s is not None and chunk.start_s < not_before_s:
+            return None
+        chunk.revision = revision
+        chunk.duration_s = float(duration_s)
+        chunk.audio = name
+        chunk.steering = steering if steering is not None else room.current_steering
+        chunk.provenance = provenance or {}
+        chunk.save(update_fields=["revision", "duration_s", "audio", "steering", "provenance"])
+        Chunk.objects.filter(room=room, sequence__gt=sequence).delete()
+        broadcast.chunk_recorded(chunk)
+    return chunk
+
+
+# --- Auditions ----------------------------------------------------------------------------------
+
+AUDITION_MAX_ATTEMPTS = 2
+
+
+def proposal_preview_steering(proposal: Proposal, room: Room | None = None) -> dict:
+    """The steering the room would take if this proposal got every vote of the round: what its
+    audition is made under (Steering.as_dict). Changes nothing."""
+    room = room if room is not None else proposal.room
+    blend = next_blend({str(proposal.pk): 1}, room.current_blend, DEFAULT_RULES)
+    ids = [int(k) for k in blend if k != ANCHOR and str(k).isdigit()]
+    prompts = Proposal.objects.filter(
+        pk__in=ids, kind=Proposal.Kind.PROMPT, status=Proposal.Status.APPROVED
+    )
+    proposals: dict[str, Proposal] = {str(p.pk): p for p in prompts}
+    proposals[str(proposal.pk)] = proposal  # a nudge applies once, as it would when it wins
+    base = Steering.from_dict(room.current_steering or {}).controls
+    return blend_to_steering(blend, proposals, base, anchor=room.anchor_prompt).as_dict()
+
+
+def audition_request(*, proposal: Proposal, now: datetime | None = None) -> Audition:
+    """Mark a proposal's audition as asked for (the conductor, which then asks the engine).
+    Asking again for one still pending counts an attempt."""
+    now = now or timezone.now()
+    audition, created = Audition.objects.get_or_create(
+        proposal=proposal, defaults={"room_id": proposal.room_id, "asked_at": now}
+    )
+    if not created and audition.status == Audition.Status.PENDING:
+        audition.attempts += 1
+        audition.asked_at = now
+        audition.save(update_fields=["attempts", "asked_at"])
+    return audition
+
+
+def audition_record(
+    *,
+    audition: Audition,
+    audio: str,
+    duration_s: float,
+    steering: dict | None = None,
+    provenance: dict | None = None,
+) -> Audition:
+    """The preview is made: store it and tell the room (an `audition` frame). Idempotent."""
+    if audition.status == Audition.Status.READY:
+        return audition
+    if not (math.isfinite(duration_s) and duration_s > 0):
+        raise ServiceError("An audition lasts longer than 0 s.", field="duration_s")
+    audition.audio = _storage_name(str(audio))
+    audition.duration_s = float(duration_s)
+    audition.steering = steering or {}
+    audition.provenance = provenance or {}
+    audition.status = Audition.Status.READY
+    with transaction.atomic():
+        audition.save(update_fields=["audio", "duration_s", "steering", "provenance", "status"])
+        broadcast.audition_ready(audition)
+    return audition
+
+
+def audition_fail(*, audition: Audition) -> Audition:
+    """Give up on a preview (asked for too often): the ballot shows the proposal without one."""
+    audition.status = Audition.Status.FAILED
+    audition.save(update_fields=["status"])
+    return audition
+
+
+def _choice_set_events(round: Round) -> list[FeedbackEvent]:
+    """Votes between auditioned proposals as choice sets for tuning: one `vote` event per vote
+    for a proposal with a preview, when the ballot had two or more previews to choose from.
+    The target is the chosen preview; `choice_set` names the round; `slot` is the preview's
+    place among them; `conditioning` holds every candidate (audition id and steering)."""
+    auditions = list(
+        Audition.objects.filter(
+            proposal__round=round,
+            proposal__status=Proposal.Status.APPROVED,
+            status=Audition.Status.READY,
+        ).order_by("proposal_id")
+    )
+    if len(auditions) < 2:
+        return []
+    by_proposal = {a.proposal_id: (slot, a) for slot, a in enumerate(auditions)}
+    candidates = [
+        {"audition": a.pk, "proposal": a.proposal_id, "steering": a.steering} for a in auditions
+    ]
+    events = []
+    for vote in Vote.objects.filter(round=round, proposal_id__in=list(by_proposal)):
+        slot, audition = by_proposal[vote.proposal_id]
+        seed = (audition.provenance or {}).get("seed")
+        events.append(
+            FeedbackEvent(
+                kind=FeedbackEvent.Kind.VOTE,
+                user_id=vote.voter_id,
+                actor=vote.voter_key,
+                target_type=FeedbackEvent.TargetType.AUDITION,
+                target_id=str(audition.pk),
+                value=1.0,
+                choice_set=f"round:{round.pk}",
+                slot=slot,
+                model_version=str((audition.provenance or {}).get("model_version", ""))[:64],
+                seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+                conditioning={"room": str(round.room_id), "candidates": candidates},
+                server_ts=round.closed_at or timezone.now(),
+            )
+        )
+    return events
 
 
 def chunk_thumb(

@@ -7,6 +7,8 @@
   the job is redelivered (acks_late) and whoever runs it continues from the last stored state.
   Idempotent by (room, sequence): a job whose chunk exists returns the stored result without
   generating again, and a stale job (the room has moved on) is reported, never re-run.
+* ``generation.tasks.auditions_render(jobs, out_dir)``: short previews of proposals, each a copy
+  of a room's stream continued under the proposal's steering (the room's own state untouched).
 * ``generation.tasks.generate_song(request, out_path)``: one song from a SongRequest (as a dict)
   to an audio file, reporting progress through the task's state (``PROGRESS`` with ``fraction``).
 
@@ -27,11 +29,15 @@ import numpy as np
 import soundfile
 from celery import shared_task
 
+from generation import metrics
 from generation.interface import SongRequest, get_song_generator
 from generation.steering import Steering
 
 CHUNK_FORMAT = ("OGG", "OPUS")  # browser-decodable, about 24 kB per 2 s chunk
 RESULT_TTL_S = 3600
+# Seconds of music per room chunk. Short chunks let a vote be heard sooner (a steering change
+# remakes the chunks not yet playing, docs/rooms.md) at some cost in batched throughput.
+ROOM_CHUNK_S = 1.0
 _engine = None
 _engine_lock = threading.Lock()
 
@@ -46,6 +52,7 @@ def engine():
             _engine = Engine.load(
                 os.environ.get("CHORUS_LM_CHECKPOINT") or None,
                 os.environ.get("CHORUS_CODEC_CHECKPOINT") or None,
+                chunk_s=float(os.environ.get("CHORUS_ROOM_CHUNK_S") or ROOM_CHUNK_S),
             )
         return _engine
 
@@ -105,32 +112,62 @@ def set_store(new: Store | None) -> None:
     _store = new
 
 
+STATE_AT_TTL_S = 120  # the state before each chunk, kept this long for rewinds (seconds ahead)
+
+
+def chunk_result_key(room: str, sequence: int) -> str:
+    return f"chunk:{room}:{sequence}"
+
+
+def state_key(room: str, sequence: int | None = None) -> str:
+    """The stream's latest state, or (with ``sequence``) the state just before that chunk."""
+    return f"state:{room}" if sequence is None else f"state:{room}@{sequence}"
+
+
+def _start_session(eng, st: Store, job: dict, room: str, seq: int):
+    """(session, state blob it came from, error): the session that makes chunk ``seq``."""
+    blob = st.get(state_key(room))
+    parent = job.get("parent")
+    if blob is None and seq == 0 and parent:
+        # A branch: the room rewinds to a chunk of another stream, to make it again under new
+        # steering. It starts from the state just before that chunk (nothing if it was the
+        # first of its stream: then the branch starts fresh, as that stream did).
+        blob = st.get(state_key(str(parent["stream"]), int(parent["sequence"])))
+        if blob is not None:
+            session = eng.restore(blob)
+            session.sequence = 0
+            return session, blob, None
+    session = eng.restore(blob) if blob else None
+    if session is None:
+        if seq != 0:
+            return None, None, {"room": room, "sequence": seq, "error": "no state for this room"}
+        return eng.session(int(job.get("seed", 0))), None, None
+    if session.sequence != seq:
+        error = {"room": room, "sequence": seq, "error": "stale", "next_sequence": session.sequence}
+        return None, None, error
+    return session, blob, None
+
+
 def run_room_jobs(jobs: list[dict], out_dir: str, eng=None, st: Store | None = None) -> list[dict]:
-    """The work of rooms_next_chunks, callable in-process (the embedded default does)."""
+    """The work of rooms_next_chunks, callable in-process (the embedded default does).
+
+    A job: ``room`` (the stream's key), ``sequence`` (the chunk it wants, 0 for a stream's
+    first), ``seed``, ``steering`` (Steering.as_dict, or None to keep the stream's), ``reset``
+    (start the music afresh), and for the first chunk of a branch ``parent`` (``stream``,
+    ``sequence``: the chunk of the other stream this one remakes)."""
     eng = eng or engine()
     st = st or store()
     results: dict[int, dict] = {}
-    todo, sessions, steerings = [], [], []
+    todo, sessions, steerings, befores = [], [], [], []
     for i, job in enumerate(jobs):
         room, seq = str(job["room"]), int(job["sequence"])
-        done = st.get(f"chunk:{room}:{seq}")
+        done = st.get(chunk_result_key(room, seq))
         if done is not None:
             results[i] = {**json.loads(done), "reused": True}
             continue
-        blob = st.get(f"state:{room}")
-        session = eng.restore(blob) if blob else None
-        if session is None:
-            if seq != 0:
-                results[i] = {"room": room, "sequence": seq, "error": "no state for this room"}
-                continue
-            session = eng.session(int(job.get("seed", 0)))
-        if session.sequence != seq:
-            results[i] = {
-                "room": room,
-                "sequence": seq,
-                "error": "stale",
-                "next_sequence": session.sequence,
-            }
+        session, before, error = _start_session(eng, st, job, room, seq)
+        if error is not None:
+            results[i] = error
             continue
         steering = Steering.from_dict(job["steering"]) if job.get("steering") else None
         if job.get("reset"):
@@ -139,9 +176,12 @@ def run_room_jobs(jobs: list[dict], out_dir: str, eng=None, st: Store | None = N
         todo.append(i)
         sessions.append(session)
         steerings.append(steering)
+        befores.append(before)
     if sessions:
+        started = time.monotonic()
         chunks = eng.next_chunks(sessions, steerings)
-        for i, session, chunk in zip(todo, sessions, chunks, strict=True):
+        metrics.room_batch_observe(chunks, elapsed_s=time.monotonic() - started)
+        for i, session, chunk, before in zip(todo, sessions, chunks, befores, strict=True):
             room = str(jobs[i]["room"])
             path = Path(out_dir) / room / f"{chunk.sequence:08d}.ogg"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,11 +198,71 @@ def run_room_jobs(jobs: list[dict], out_dir: str, eng=None, st: Store | None = N
             }
             st.set_many(
                 {
-                    f"chunk:{room}:{chunk.sequence}": json.dumps(result).encode(),
-                    f"state:{room}": session.to_bytes(),
+                    chunk_result_key(room, chunk.sequence): json.dumps(result).encode(),
+                    state_key(room): session.to_bytes(),
                 },
                 RESULT_TTL_S,
             )
+            if before is not None:  # for a rewind to this chunk, or an audition from it
+                st.set_many({state_key(room, chunk.sequence): before}, STATE_AT_TTL_S)
+            results[i] = {**result, "reused": False}
+    return [results[i] for i in range(len(jobs))]
+
+
+def audition_result_key(key: str) -> str:
+    return f"audition:{key}"
+
+
+def run_audition_jobs(
+    jobs: list[dict], out_dir: str, eng=None, st: Store | None = None
+) -> list[dict]:
+    """Previews: each job continues a room's stream from its latest state for ``seconds`` under
+    a proposal's steering, without touching the room's own state (a copy runs).
+
+    A job: ``key`` (the audition's name, also its file name), ``stream`` (the room's stream
+    key), ``steering`` (Steering.as_dict), ``seconds`` and ``seed`` (used when the stream has no
+    state yet). Idempotent by key. Batched: all previews advance together, chunk by chunk."""
+    eng = eng or engine()
+    st = st or store()
+    results: dict[int, dict] = {}
+    todo, sessions, steerings = [], [], []
+    for i, job in enumerate(jobs):
+        key = str(job["key"])
+        done = st.get(audition_result_key(key))
+        if done is not None:
+            results[i] = {**json.loads(done), "reused": True}
+            continue
+        blob = st.get(state_key(str(job["stream"])))
+        session = eng.restore(blob) if blob else eng.session(int(job.get("seed", 0)))
+        if blob is None:
+            session.hard_reset(Steering.from_dict(job["steering"]))
+        todo.append(i)
+        sessions.append(session)
+        steerings.append(Steering.from_dict(job["steering"]) if blob else None)
+    if sessions:
+        seconds = max(float(j.get("seconds", 5.0)) for j in (jobs[i] for i in todo))
+        rounds = max(1, round(seconds * eng.frame_rate / eng.chunk_frames))
+        pieces: list[list[np.ndarray]] = [[] for _ in sessions]
+        provenance = [{} for _ in sessions]
+        for n in range(rounds):
+            chunks = eng.next_chunks(sessions, steerings if n == 0 else [None] * len(sessions))
+            for piece, chunk, prov in zip(pieces, chunks, provenance, strict=True):
+                piece.append(chunk.pcm)
+                prov.setdefault("first", chunk.provenance)
+        for i, session, piece, prov in zip(todo, sessions, pieces, provenance, strict=True):
+            key = str(jobs[i]["key"])
+            path = Path(out_dir) / "auditions" / f"{key}.ogg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pcm = np.concatenate(piece)
+            write_chunk(path, pcm, eng.sample_rate)
+            result = {
+                "key": key,
+                "path": str(path),
+                "duration_s": len(pcm) / eng.sample_rate,
+                "steering": session.steering.as_dict(),
+                "provenance": {**prov["first"], "kind": "audition", "chunks": len(piece)},
+            }
+            st.set_many({audition_result_key(key): json.dumps(result).encode()}, RESULT_TTL_S)
             results[i] = {**result, "reused": False}
     return [results[i] for i in range(len(jobs))]
 
@@ -176,6 +276,11 @@ def write_chunk(path: Path, pcm: np.ndarray, sample_rate: int) -> None:
 @shared_task(name="generation.tasks.rooms_next_chunks", queue="gpu", acks_late=True)
 def rooms_next_chunks(jobs: list[dict], out_dir: str) -> list[dict]:
     return run_room_jobs(jobs, out_dir)
+
+
+@shared_task(name="generation.tasks.auditions_render", queue="gpu", acks_late=True)
+def auditions_render(jobs: list[dict], out_dir: str) -> list[dict]:
+    return run_audition_jobs(jobs, out_dir)
 
 
 @shared_task(name="generation.tasks.generate_song", queue="gpu", bind=True, acks_late=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import worker_process_shutdown, worker_ready
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
@@ -51,3 +52,20 @@ app.conf.update(
     },
 )
 app.autodiscover_tasks()
+
+
+@worker_ready.connect
+def serve_metrics(**_) -> None:
+    """A worker serves its metrics on CHORUS_METRICS_PORT when that is set; with prefork
+    children, PROMETHEUS_MULTIPROC_DIR must be set too, so the parent sees what the children
+    count (webapp/metrics.py)."""
+    from webapp import metrics
+
+    metrics.serve_from_env()
+
+
+@worker_process_shutdown.connect
+def forget_metrics_of_child(pid=None, **_) -> None:
+    from webapp import metrics
+
+    metrics.process_exited(pid or os.getpid())

@@ -43,6 +43,9 @@ class Backend(Protocol):
     def hit(self, bucket: str, window_s: int, now: float) -> int:
         """Count one hit in the bucket's current window and return the count so far."""
 
+    def hit_many(self, hits: list[tuple[str, int]], now: float) -> list[int]:
+        """`hit` for many (bucket, window_s) pairs at once (one round trip to Redis)."""
+
 
 class MemoryBackend:
     def __init__(self) -> None:
@@ -59,6 +62,9 @@ class MemoryBackend:
             self._counts[key] = self._counts.get(key, 0) + 1
             return self._counts[key]
 
+    def hit_many(self, hits: list[tuple[str, int]], now: float) -> list[int]:
+        return [self.hit(bucket, window_s, now) for bucket, window_s in hits]
+
     def _sweep(self, now: float) -> None:
         self._last_sweep = now
         for name, window in list(self._counts):
@@ -71,20 +77,37 @@ class MemoryBackend:
             self._counts.clear()
 
 
+# Counts every key of a batch in one command: INCR each, and give a new one its window's expiry.
+HIT_SCRIPT = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  counts[i] = redis.call('INCR', key)
+  if counts[i] == 1 or redis.call('TTL', key) == -1 then
+    redis.call('EXPIRE', key, ARGV[i])
+  end
+end
+return counts
+"""
+
+
 class RedisBackend:
     def __init__(self, url: str) -> None:
         import redis
 
         self._redis = redis.Redis.from_url(url)
+        self._hit = self._redis.register_script(HIT_SCRIPT)
 
     def hit(self, bucket: str, window_s: int, now: float) -> int:
-        window = int(now // window_s)
-        key = f"{settings.CACHE_NAMESPACE}:rl:{bucket}:{window_s}:{window}"
-        pipe = self._redis.pipeline()
-        pipe.incr(key)
-        pipe.expire(key, window_s + 1)
-        count, _ = pipe.execute()
-        return int(count)
+        return self.hit_many([(bucket, window_s)], now)[0]
+
+    def hit_many(self, hits: list[tuple[str, int]], now: float) -> list[int]:
+        if not hits:
+            return []
+        keys = [
+            f"{settings.CACHE_NAMESPACE}:rl:{bucket}:{window_s}:{int(now // window_s)}"
+            for bucket, window_s in hits
+        ]
+        return [int(count) for count in self._hit(keys=keys, args=[w + 1 for _, w in hits])]
 
     def reset(self) -> None:
         for key in self._redis.scan_iter(f"{settings.CACHE_NAMESPACE}:rl:*"):
@@ -108,15 +131,33 @@ def get_backend() -> Backend:
 
 def ratelimit_check(*, domain: str, key: str, now: float | None = None) -> Decision:
     """Count a hit for `key` in `domain` and say whether it is within every rule."""
-    if not settings.RATELIMIT_ENABLED:
-        return Decision(allowed=True)
+    return ratelimit_check_many(domain=domain, keys=[key], now=now)[0]
+
+
+def ratelimit_check_many(
+    *, domain: str, keys: list[str], now: float | None = None
+) -> list[Decision]:
+    """`ratelimit_check` for many keys of one domain, counted in one round trip (a batch of
+    votes); a key that appears twice is counted twice."""
+    if not settings.RATELIMIT_ENABLED or not keys:
+        return [Decision(allowed=True) for _ in keys]
     now = time.time() if now is None else now
-    backend = get_backend()
-    retry_after = 0.0
-    for window_s, limit in RULES[domain]:
-        if backend.hit(f"{domain}:{key}", window_s, now) > limit:
-            retry_after = max(retry_after, window_s - (now % window_s))
-    return Decision(allowed=retry_after == 0.0, retry_after_s=retry_after)
+    rules = RULES[domain]
+    counts = get_backend().hit_many(
+        [(f"{domain}:{key}", window_s) for key in keys for window_s, _ in rules], now
+    )
+    per_key = len(rules)
+    return [_decide(rules, counts[i : i + per_key], now) for i in range(0, len(counts), per_key)]
+
+
+def _decide(rules: tuple[tuple[int, int], ...], counts: list[int], now: float) -> Decision:
+    """Allowed when every rule's window still had room; else when the latest-ending one resets."""
+    over = [
+        window_s - (now % window_s)
+        for (window_s, limit), n in zip(rules, counts, strict=True)
+        if n > limit
+    ]
+    return Decision(allowed=not over, retry_after_s=max(over, default=0.0))
 
 
 def ratelimit_enforce(*, domain: str, key: str) -> None:

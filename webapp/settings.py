@@ -72,6 +72,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "webapp.metrics.RequestMetricsMiddleware",  # first: it times everything below
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -155,6 +156,11 @@ HTTP_THREADS = int(os.environ.get("CHORUS_HTTP_THREADS", "8"))
 # cache off). Writes invalidate it at once (webapp/public_cache.py); this is a safety net.
 PUBLIC_CACHE_TTL_S = float(os.environ.get("CHORUS_PUBLIC_CACHE_TTL_S", "300"))
 
+# --- Metrics (webapp/metrics.py, docs/deploy.md) ----------------------------------------------
+# `/metrics` answers a bearer token equal to this, or a loopback connection no proxy forwarded.
+# Prometheus' multiprocess mode (several web or worker processes) is PROMETHEUS_MULTIPROC_DIR.
+METRICS_TOKEN = os.environ.get("CHORUS_METRICS_TOKEN", "")
+
 # --- Celery ---------------------------------------------------------------------------------
 # Without a broker, tasks run in this process (a background thread, or inline in tests) through
 # the very same task functions; see webapp/jobs.py.
@@ -195,8 +201,30 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "webapp" / "static"]
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("CHORUS_MEDIA_ROOT", VAR_DIR / "media"))
+# Media (songs' audio) on the local filesystem by default; CHORUS_STORAGE=s3 keeps them in an
+# S3-compatible bucket through django-storages (the `deploy` extra). Credentials come the usual
+# boto3 way (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or the pod's role). docs/deploy.md.
+MEDIA_STORAGE = os.environ.get("CHORUS_STORAGE", "filesystem").strip().lower()
+if MEDIA_STORAGE == "s3":
+    MEDIA_BACKEND = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": os.environ.get("CHORUS_S3_BUCKET") or "chorus-media",
+            "endpoint_url": os.environ.get("CHORUS_S3_ENDPOINT_URL") or None,  # MinIO, R2, ...
+            "region_name": os.environ.get("CHORUS_S3_REGION") or None,
+            "location": os.environ.get("CHORUS_S3_PREFIX") or "media",
+            "custom_domain": os.environ.get("CHORUS_S3_CUSTOM_DOMAIN") or None,  # a CDN
+            "querystring_auth": env_bool("CHORUS_S3_SIGNED_URLS", True),
+            "default_acl": None,  # the bucket's policy decides; objects are not made public
+            "file_overwrite": False,  # as on the filesystem: a taken name gets a suffix
+        },
+    }
+elif MEDIA_STORAGE == "filesystem":
+    MEDIA_BACKEND = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+else:
+    raise RuntimeError(f"CHORUS_STORAGE is filesystem or s3, not {MEDIA_STORAGE!r}.")
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": MEDIA_BACKEND,
     "staticfiles": {
         "BACKEND": (
             "whitenoise.storage.CompressedManifestStaticFilesStorage"
@@ -259,13 +287,23 @@ if SERVICE_MODE and not DEBUG:
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
     SECURE_REFERRER_POLICY = "same-origin"
+    # Probes and Prometheus call pods over plain HTTP at their own address: no redirect there.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 X_FRAME_OPTIONS = "DENY"
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "webapp.logs.JsonFormatter"},  # one JSON object per line
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if os.environ.get("CHORUS_LOG_FORMAT") == "json" else "plain",
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("CHORUS_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -5,11 +5,14 @@ from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from collab import pages as room_pages
 from collab import views as room_views
 from webapp import converters  # noqa: F401  (registers share_token and username)
 from webapp.accounts import api as accounts_api
 from webapp.accounts import views as accounts_views
 from webapp.feedback.api import FeedbackApi
+from webapp.health import readyz
+from webapp.metrics import metrics_view
 from webapp.songs import api as songs_api
 from webapp.songs import views as songs_views
 
@@ -56,18 +59,31 @@ urlpatterns = [
     path("songs/new/", songs_views.song_new, name="song-new"),
     path("songs/<uuid:song_id>/", songs_views.song_page, name="song-page"),
     path("s/<share_token:share_token>/", songs_views.song_share, name="song-share"),
+    path("library/", songs_views.library, name="library"),
     path("u/<username:username>/", accounts_views.profile, name="profile"),
+    # Room pages (collab/pages.py); the room's behaviour is the front end's (frontend/).
+    path("rooms/", room_pages.room_list, name="room-list"),
+    path("rooms/new/", room_pages.room_new, name="room-new"),
+    path("rooms/<uuid:room_id>/", room_pages.room_page, name="room-page"),
+    path("rooms/<uuid:room_id>/overlay/", room_pages.room_overlay, name="room-overlay"),
     # A room's music, chunk by chunk, over HTTP (never the websocket): collab/views.py.
     path(
         "rooms/<uuid:room_id>/chunks/<int:sequence>.ogg",
         room_views.chunk_audio,
         name="room-chunk-audio",
     ),
+    path(
+        "rooms/<uuid:room_id>/auditions/<int:proposal_id>.ogg",
+        room_views.audition_audio,
+        name="room-audition-audio",
+    ),
     path("accounts/signup/", accounts_views.signup, name="signup"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("healthz", lambda request: JsonResponse({"ok": True}), name="healthz"),
+    path("readyz", readyz, name="readyz"),  # database and cache (webapp/health.py)
+    path("metrics", metrics_view, name="metrics"),  # Prometheus (webapp/metrics.py)
 ]
 
 

@@ -4,7 +4,8 @@
         --probe var/checkpoints/probe.pt --manifest var/corpus/full/manifest.jsonl \\
         [--seeds 2] [--stream-minutes 10] [--threads 2]
 
-Speed (codec decode included, classifier-free guidance on, 2 s chunks):
+Speed (codec decode included, classifier-free guidance on, chunks of ``--chunk-s``: 1 s, as
+rooms use):
 * ``rtf_single_cfg``: audio seconds per wall second for one stream.
 * ``rooms_realtime``: the most streams one batched call keeps at real time (a chunk of every
   stream computed in less than the chunk's duration), trying 1, 2, 4, 8, 12, 16, 24, 32, 48, 64.
@@ -43,7 +44,9 @@ from tqdm import tqdm
 from generation.data.manifest import iter_clips, read_manifest
 from generation.lm import DEFAULT_CHECKPOINT, Engine, Sampling, Steering
 from generation.lm.songs import expand
+from generation.tasks import ROOM_CHUNK_S
 
+QUALITY_CHUNK_S = 2.0  # the clips judged by the probe: 5 chunks, 10 s (speed uses --chunk-s)
 BEAT_STYLES = ("techno", "house", "drum and bass", "rock", "jazz trio", "lofi hip hop")
 
 
@@ -98,7 +101,7 @@ def speed(engine: Engine, minutes: float) -> dict:
             engine.next_chunks(sessions)
         wall = (time.perf_counter() - started) / 4
         per_batch[size] = round(wall, 3)
-        tqdm.write(f"batch {size:>3}: {wall * 1000:.0f} ms per {chunk_s:.0f} s chunk")
+        tqdm.write(f"batch {size:>3}: {wall * 1000:.0f} ms per {chunk_s:.1f} s chunk")
         if wall >= chunk_s:
             break
         best = size
@@ -236,16 +239,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=2, help="clips per style")
     parser.add_argument("--stream-minutes", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--chunk-s", type=float, default=ROOM_CHUNK_S, help="seconds per chunk, as rooms use"
+    )
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-quality", action="store_true")
 
 
 def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
-    engine = Engine.load(args.checkpoint)
+    engine = Engine.load(args.checkpoint, chunk_s=QUALITY_CHUNK_S)
     result = {
         "checkpoint": str(args.checkpoint),
         "threads": args.threads,
+        "chunk_s": args.chunk_s,
         "device": "cpu",
         "params_m": round(engine.model.n_params() / 1e6, 2),
     }
@@ -255,6 +262,7 @@ def main(args: argparse.Namespace) -> None:
         probe = AttributeProbe.load(args.probe)
         result.update(quality(engine, probe, args.manifest, args.seeds))
     if not args.skip_speed:
+        engine.set_chunk_s(args.chunk_s)
         result.update(speed(engine, args.stream_minutes))
     result["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(result))

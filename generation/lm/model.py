@@ -218,15 +218,7 @@ class TokenLM(nn.Module):
         previous step's codes); cond [B, T, D] from :meth:`encode_condition`. Returns logits
         [B, T, K, card] for the codes of each step (and a filled KVCache if asked)."""
         t = tokens.shape[-1]
-        if t > self.config.context:
-            raise ValueError(f"{t} steps exceed the context of {self.config.context}")
-        x, per_layer = self._inputs(tokens, cond)
-        cos, sin = self.rope_cos[:t], self.rope_sin[:t]
-        keys, values = [], []
-        for i, block in enumerate(self.blocks):
-            x, k, v = block(x, per_layer[:, :, i], cos, sin)
-            keys.append(k)
-            values.append(v)
+        x, keys, values = self._trunk(tokens, cond)
         logits = self._logits(x)
         if not return_cache:
             return logits
@@ -236,6 +228,25 @@ class TokenLM(nn.Module):
             cache.v[i][:, :, :t] = values[i]
         cache.lengths[:] = t
         return logits, cache
+
+    def features(self, tokens: Tensor, cond: Tensor) -> Tensor:
+        """The trunk's last hidden states [B, T, D] (after the output LayerNorm, before the
+        heads) for a whole sequence, as :meth:`forward` computes them: what the critic reads."""
+        return self.ln_out(self._trunk(tokens, cond)[0])
+
+    def _trunk(self, tokens: Tensor, cond: Tensor) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        """Causal pass of the blocks: (hidden states [B, T, D], per-layer keys, values)."""
+        t = tokens.shape[-1]
+        if t > self.config.context:
+            raise ValueError(f"{t} steps exceed the context of {self.config.context}")
+        x, per_layer = self._inputs(tokens, cond)
+        cos, sin = self.rope_cos[:t], self.rope_sin[:t]
+        keys, values = [], []
+        for i, block in enumerate(self.blocks):
+            x, k, v = block(x, per_layer[:, :, i], cos, sin)
+            keys.append(k)
+            values.append(v)
+        return x, keys, values
 
     def step(self, tokens: Tensor, cond: Tensor, cache: KVCache) -> Tensor:
         """One step for a batch of independent streams: tokens [B, K] (each row's previous

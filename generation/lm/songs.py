@@ -18,12 +18,14 @@ same sliding context as rooms. What makes it a *song* rather than an excerpt:
   because it needs no extra training and carries timbre, tempo and key at once; its effect is
   measured by ``influence_gain`` in ``python -m generation.eval lm``.
 * **Best-of-n** (``candidates=n``): n seeds are generated and a critic (``critic(pcm, sr) ->
-  score``; the reward model of the tuning loop plugs in here) picks one; without a critic the
-  first is kept. All candidates' scores go into the provenance.
+  score``; the reward model of the tuning loop plugs in here, and ``CHORUS_CRITIC=path`` loads
+  a saved one: generation/tuning/critic.py) picks one; without a critic the first is kept. All
+  candidates' scores go into the provenance.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -110,6 +112,10 @@ class ChorusSongGenerator:
     def __init__(self, engine: Engine | None = None, critic: Critic | None = None):
         self.engine = engine or Engine.load()
         self.critic = critic
+        if critic is None and os.environ.get("CHORUS_CRITIC"):  # a saved reward model
+            from generation.tuning.critic import load_critic
+
+            self.critic = load_critic(os.environ["CHORUS_CRITIC"], self.engine.codec)
         self.model_version = self.engine.model_version
 
     def generate_song(self, request: SongRequest, progress: ProgressCallback) -> RenderedSong:

@@ -250,8 +250,7 @@ class Engine:
         self.model, self.codec = model.eval().to(device), codec.eval().to(device)
         self.model_version = model_version
         self.frame_rate = model.config.frame_rate
-        self.chunk_frames = round(chunk_s * self.frame_rate)
-        self.slide_margin = self.chunk_frames  # slide a little further so slides are rare
+        self.set_chunk_s(chunk_s)
         # when the leading prompt changes, keep only this much context (None: keep it all)
         self.switch_context_s: float | None = switch_context_s
         self._text = text
@@ -260,6 +259,11 @@ class Engine:
         self._conditions: dict[str, Tensor] = {}
         # the scale the checkpoint was tuned for (its model card says how it was chosen)
         self.default_guidance = float(getattr(model, "extra", {}).get("guidance", 3.0))
+
+    def set_chunk_s(self, chunk_s: float) -> None:
+        """Seconds of music per chunk from now on (sessions keep working across a change)."""
+        self.chunk_frames = round(chunk_s * self.frame_rate)
+        self.slide_margin = self.chunk_frames  # slide a little further so slides are rare
 
     @classmethod
     def load(cls, lm_path=None, codec_path=None, **kwargs) -> Engine:

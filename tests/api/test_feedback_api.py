@@ -306,10 +306,10 @@ def test_a_malformed_event_is_refused(
     assert field in error["fields"]["events"]["1"]
 
 
-def test_room_chunks_are_not_targets_yet(bob_api, a_public_song, a_good_event, error_of):
+def test_a_song_id_is_no_chunk(bob_api, a_public_song, a_good_event, error_of):
     chunk = {**event(a_public_song), "target_type": "chunk"}
 
-    assert "target_type" in refused(bob_api, error_of, a_good_event, chunk)["message"]
+    assert "no such chunk" in refused(bob_api, error_of, a_good_event, chunk)["message"]
 
 
 @pytest.mark.parametrize("target_id", [str(uuid.uuid4()), "not-a-uuid", ""])

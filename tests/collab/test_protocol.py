@@ -375,9 +375,10 @@ async def test_the_round_result_reaches_everyone(sockets, a_public_room, alice, 
 
     await host.send_json({"type": "skip", "id": "next"})
 
-    assert (await host.frame_of("ack"))["round"] == 1
+    heard = {f["type"]: f for f in await host.frames_for(1.0)}  # the ack and the broadcast
+    assert heard["ack"]["round"] == 1
     for socket in (host, guest):
-        result = await socket.frame_of("round_result")
+        result = heard["round_result"] if socket is host else await socket.frame_of("round_result")
         assert result["round"] == 1 and result["tally"] == {str(proposal.pk): 1}
         assert {part["label"] for part in result["blend"]} == {
             "add strings",
@@ -417,9 +418,10 @@ async def test_a_recorded_chunk_is_announced_by_its_url(sockets, a_public_room, 
 
     for socket in (host, guest):
         chunk = await socket.frame_of("chunk")
-        assert {k: v for k, v in chunk.items() if k != "seq"} == {
+        assert {k: v for k, v in chunk.items() if k not in ("seq", "id")} == {
             "type": "chunk",
             "sequence": 0,
+            "revision": 0,
             "start_s": 12.5,
             "duration_s": 2.0,
             "url": f"/rooms/{a_public_room.pk}/chunks/0.ogg",
@@ -608,6 +610,7 @@ async def test_seq_increases_by_one_per_broadcast(sockets, a_public_room, alice,
     await host.send_json({"type": "propose", "text": "add strings"})
     proposal_id = (await host.frame_of("ack"))["proposal"]["id"]
     await guest.send_json({"type": "vote", "proposal_id": proposal_id})  # its ack has no seq
+    await host.frame_of("tally")  # the vote is stored (batched) before the room pauses
     await host.send_json({"type": "pause"})
     await host.send_json({"type": "resume"})
     await database_sync_to_async(services.chunk_record)(
@@ -739,3 +742,93 @@ async def test_proposals_are_never_shown_with_their_authors_session(sockets, a_p
     assert heard["proposal"]["author"] is None
     stored = await database_sync_to_async(Proposal.objects.get)(pk=heard["proposal"]["id"])
     assert stored.author_key.removeprefix("anon:") not in json.dumps(heard)
+
+
+# --- Votes that cannot count, and floods of them: only the sender hears of it --------------------
+
+
+@pytest.fixture
+async def a_closed_ballot_and_a_strangers(make_room, a_public_room, alice, bob):
+    """A proposal of round 1 (closed since), and a proposal on another room's ballot."""
+
+    def make():
+        old = services.proposal_create(room=a_public_room, user=alice, text="add strings")
+        services.vote_cast(proposal=old, user=alice)  # voted for: it stays on round 1's ballot
+        services.round_close(room=a_public_room)
+        other = make_room(bob, title="Elsewhere", visibility="public", now=timezone.now())
+        stranger = services.proposal_create(room=other, user=bob, text="add flute")
+        return old, stranger
+
+    return await database_sync_to_async(make)()
+
+
+@pytest.mark.parametrize(("which", "code"), [(0, "round_closed"), (1, "not_found")])
+async def test_a_vote_for_a_closed_round_or_another_rooms_proposal_is_refused_to_its_sender(
+    sockets, a_public_room, alice, bob, a_closed_ballot_and_a_strangers, which, code
+):
+    host, _ = await joined(sockets, a_public_room, alice)
+    guest, _ = await joined(sockets, a_public_room, bob)
+    proposal = a_closed_ballot_and_a_strangers[which]
+
+    await guest.send_json({"type": "vote", "id": "v", "proposal_id": proposal.pk})
+
+    error = await guest.frame_of("error")
+    assert (error["id"], error["code"]) == ("v", code) and error["message"]
+    bobs = Vote.objects.filter(voter_key=f"user:{bob.pk}")
+    assert not await database_sync_to_async(bobs.exists)()
+    await host.send_json({"type": "propose", "text": "more bass"})
+    assert (await guest.frame_of("proposal"))["proposal"]["text"] == "more bass"
+
+
+async def test_a_flood_of_votes_is_limited_for_the_flooder_alone(
+    sockets, a_public_room, alice, bob, carol
+):
+    proposal = await database_sync_to_async(services.proposal_create)(
+        room=a_public_room, user=alice, text="add strings"
+    )
+    flooder, _ = await joined(sockets, a_public_room, bob)
+    voter, _ = await joined(sockets, a_public_room, carol)
+
+    for n in range(protocol.BUCKET_CAPACITY):
+        await flooder.send_json({"type": "vote", "id": n, "proposal_id": proposal.pk})
+    await voter.send_json({"type": "vote", "id": "mine", "proposal_id": proposal.pk})
+
+    assert (await voter.frame_of("ack"))["id"] == "mine"
+    answers = [f for f in await flooder.frames_for(1.5) if f.get("type") in ("ack", "error")]
+    assert len(answers) == protocol.BUCKET_CAPACITY
+    refused = [f for f in answers if f["type"] == "error"]
+    assert refused and {f["code"] for f in refused} == {"rate_limited"}
+    rows = await database_sync_to_async(list)(Vote.objects.values_list("voter_key", flat=True))
+    assert sorted(rows) == sorted([f"user:{bob.pk}", f"user:{carol.pk}"])
+
+
+async def test_a_binary_frame_gets_an_error_and_the_connection_stays_open(
+    sockets, a_public_room, bob
+):
+    guest, _ = await joined(sockets, a_public_room, bob)
+
+    await guest.send_input({"type": "websocket.receive", "bytes": b"\x00\xff"})
+
+    assert (await guest.frame_of("error"))["code"] == "bad_frame"
+    await guest.send_json({"type": "ping", "t0": 2.0})
+    assert (await guest.frame_of("pong"))["t0"] == 2.0
+
+
+async def test_a_process_hears_a_room_through_one_subscription_while_it_has_listeners(
+    sockets, a_public_room, alice, bob
+):
+    from collab import consumers
+
+    host, _ = await joined(sockets, a_public_room, alice)
+    guest, _ = await joined(sockets, a_public_room, bob)
+
+    # One relay (one channel in the room's group) hands broadcasts to both listeners.
+    relay = consumers._relays._rooms[str(a_public_room.pk)]
+    assert len(relay.listeners) == 2
+    await host.send_json({"type": "propose", "text": "add strings"})
+    assert (await guest.frame_of("proposal"))["proposal"]["text"] == "add strings"
+
+    await host.disconnect()
+    await guest.disconnect()
+    await asyncio.sleep(0.1)
+    assert str(a_public_room.pk) not in consumers._relays._rooms

@@ -156,3 +156,59 @@ def test_a_reference_clip_starts_the_song(tiny_engine_parts, tmp_path):
         SongRequest("", 10.0, seed=1, reference_path=str(path)), lambda f: None
     )
     assert song.provenance["reference"] and len(song.pcm) == 240000
+
+
+# --- Rewinds (branches) and auditions ------------------------------------------------------------
+
+
+def test_a_branch_remakes_a_chunk_from_the_state_just_before_it(tiny_engine_parts, tmp_path):
+    """The conductor remakes a chunk nobody has heard when the steering changes: a branch
+    stream starts from the state kept just before that chunk. Under the same steering the
+    remake is the very same music (same context, same random draws); under another it differs,
+    and the branch goes on from its own state."""
+    eng, st = make_engine(tiny_engine_parts), MemoryStore()
+    out = str(tmp_path)
+    for seq in range(3):
+        run_room_jobs([job("r", seq)], out, eng, st)
+    original = json.loads(st.get("chunk:r:2"))
+    assert st.get("state:r@2") is not None and st.get("state:r@0") is None  # 0 had no state
+
+    parent = {"stream": "r", "sequence": 2}
+    [same] = run_room_jobs([job("r/r2.1", 0, parent=parent)], out, eng, st)
+    assert same["codes"] == original["codes"]
+
+    steering = {"prompts": [["dark techno", 1.0]], "controls": {"bpm": 140.0}}
+    [other] = run_room_jobs([job("r/r2.2", 0, parent=parent, steering=steering)], out, eng, st)
+    assert other["codes"] != original["codes"]
+    assert other["steering"]["prompts"] == [["dark techno", 1.0]]
+    [after] = run_room_jobs([job("r/r2.2", 1)], out, eng, st)  # the branch continues itself
+    assert "error" not in after and after["sequence"] == 1
+    assert st.get("chunk:r:2") is not None  # the parent stream is untouched
+
+
+def test_auditions_preview_a_steering_from_a_copy_of_the_room(tiny_engine_parts, tmp_path):
+    from generation.tasks import run_audition_jobs
+
+    eng, st = make_engine(tiny_engine_parts), MemoryStore()
+    out = str(tmp_path)
+    for seq in range(2):
+        run_room_jobs([job("r", seq)], out, eng, st)
+    state_before = st.get("state:r")
+    jobs = [
+        {"key": f"r/{n}", "stream": "r", "steering": {"prompts": [[text, 1.0]]}, "seconds": 2.0}
+        for n, text in enumerate(["dark techno", "soft piano"])
+    ]
+    results = run_audition_jobs(jobs, out, eng, st)
+
+    assert st.get("state:r") == state_before  # the room's own stream goes on as if nothing was
+    for result in results:
+        audio, rate = soundfile.read(result["path"])
+        assert rate == eng.sample_rate and len(audio) / rate == pytest.approx(2.0, abs=0.05)
+        assert result["duration_s"] == pytest.approx(len(audio) / rate)
+        assert result["provenance"]["kind"] == "audition"
+    assert results[0]["steering"]["prompts"] == [["dark techno", 1.0]]
+    [again] = run_audition_jobs(jobs[:1], out, eng, st)
+    assert again["reused"] and again["path"] == results[0]["path"]
+    # a room with no stream yet: the preview starts fresh under the proposal's steering
+    [fresh] = run_audition_jobs([{**jobs[1], "key": "new/1", "stream": "new"}], out, eng, st)
+    assert fresh["duration_s"] > 1.9

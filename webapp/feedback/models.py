@@ -33,7 +33,8 @@ class FeedbackEvent(models.Model):
 
     class TargetType(models.TextChoices):
         SONG = "song"
-        CHUNK = "chunk"  # a room's chunk, from the rooms issue on
+        CHUNK = "chunk"  # a room's chunk (collab.models.Chunk)
+        AUDITION = "audition"  # a proposal's preview (collab.models.Audition)
 
     id = models.BigAutoField(primary_key=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,6 +18,50 @@ from webapp.songs.services import song_thumb
 
 MAX_BATCH = 100
 THUMBS = {FeedbackEvent.Kind.THUMB_UP: 1, FeedbackEvent.Kind.THUMB_DOWN: -1}
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an event is about, as the server knows it: its provenance for the tuning jobs."""
+
+    model_version: str
+    seed: int | None
+    conditioning: dict
+    song: Song | None = None  # for songs: thumbs also move the listener's like state
+
+
+# target_type -> resolve(ids, user, share tokens by id) -> {id: Target} for the ids the caller
+# may see. Songs are resolved here; other apps register theirs (collab: room chunks, previews).
+Resolver = Callable[[list[str], object, dict[str, str | None]], dict[str, Target]]
+_resolvers: dict[str, Resolver] = {}
+
+
+def register_target(target_type: str, resolve: Resolver) -> None:
+    _resolvers[target_type] = resolve
+
+
+def _resolve_songs(ids: list[str], user, share_tokens: dict[str, str | None]) -> dict:
+    normal = {i: _normalise_uuid(i) for i in ids}
+    songs = {str(s.pk): s for s in Song.objects.filter(pk__in={n for n in normal.values() if n})}
+    found = {}
+    for original, key in normal.items():
+        song = songs.get(key or "")
+        if song is None or not song_can_view(song, user, share_token=share_tokens.get(original)):
+            continue
+        found[original] = Target(
+            model_version=song.model_version,
+            seed=song.seed,
+            conditioning={
+                "prompt": song.prompt,
+                "style_tags": song.style_tags,
+                "guidance": song.guidance,
+            },
+            song=song,
+        )
+    return found
+
+
+register_target(FeedbackEvent.TargetType.SONG, _resolve_songs)
 
 
 @dataclass(frozen=True)
@@ -63,8 +107,7 @@ def _check_event(event: EventIn, index: int) -> None:
         raise ServiceError(
             f"events[{index}]: a slot only makes sense with a choice_set.", field="events"
         )
-    if event.target_type != FeedbackEvent.TargetType.SONG:
-        # Room chunks become targets with the rooms issue; until then they would be unresolvable.
+    if event.target_type not in _resolvers:
         raise ServiceError(
             f"events[{index}]: unknown target_type {event.target_type!r}.", field="events"
         )
@@ -88,15 +131,20 @@ def feedback_record_batch(
     for index, event in enumerate(events):
         _check_event(event, index)
 
-    target_ids = [_normalise_uuid(e.target_id) for e in events]
-    songs = {str(s.pk): s for s in Song.objects.filter(pk__in={t for t in target_ids if t})}
+    targets: dict[str, dict[str, Target]] = {}
+    for target_type in {e.target_type for e in events}:
+        of_type = [e for e in events if e.target_type == target_type]
+        tokens = {e.target_id: e.share_token for e in of_type}
+        targets[target_type] = _resolvers[target_type]([e.target_id for e in of_type], user, tokens)
     rows = []
-    for index, (event, target_id) in enumerate(zip(events, target_ids, strict=True)):
-        song = songs.get(target_id or "")
-        if song is None or not song_can_view(song, user, share_token=event.share_token):
+    for index, event in enumerate(events):
+        target = targets[event.target_type].get(event.target_id)
+        if target is None:  # no such target, or not the caller's to see: the same answer
             raise ServiceError(
-                f"events[{index}]: no such song {event.target_id!r}.", field="events"
+                f"events[{index}]: no such {event.target_type} {event.target_id!r}.",
+                field="events",
             )
+        target_id = str(target.song.pk) if target.song is not None else event.target_id
         rows.append(
             FeedbackEvent(
                 kind=event.kind,
@@ -108,17 +156,14 @@ def feedback_record_batch(
                 position_s=event.position_s,
                 choice_set=event.choice_set,
                 slot=event.slot,
-                model_version=song.model_version,
-                seed=song.seed,
-                conditioning={
-                    "prompt": song.prompt,
-                    "style_tags": song.style_tags,
-                    "guidance": song.guidance,
-                },
+                model_version=target.model_version[:64],
+                seed=target.seed,
+                conditioning=target.conditioning,
                 client_event_id=event.client_event_id,
                 client_ts=event.client_ts,
             )
         )
+    songs = {str(t.song.pk): t.song for by_id in targets.values() for t in by_id.values() if t.song}
 
     with transaction.atomic():
         new_rows = _drop_retries(actor, rows)
@@ -127,7 +172,7 @@ def feedback_record_batch(
             # Only new events move the like state: a late retry of an old thumb_up must not undo
             # the listener's later thumb_down.
             for row in new_rows:
-                if row.kind in THUMBS:
+                if row.kind in THUMBS and row.target_id in songs:
                     song_thumb(song=songs[row.target_id], user=user, value=THUMBS[row.kind])
     return BatchResult(received=len(rows), recorded=len(new_rows))
 

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from collab import conductor
+from webapp import metrics
 
 
 class Command(BaseCommand):
@@ -38,6 +39,7 @@ class Command(BaseCommand):
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+        metrics.serve_from_env()  # CHORUS_METRICS_PORT, if set (docs/deploy.md)
         self.stdout.write(f"conductor: ticking every {interval:g} s while leading")
         ticks = conductor.run_loop(stop, interval_s=interval, max_ticks=max_ticks)
         self.stdout.write(f"conductor: stopped after {ticks} ticks")

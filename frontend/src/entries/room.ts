@@ -1,0 +1,10 @@
+import { readJson } from "../dom";
+import { type RoomConfig, RoomPage } from "../room-page";
+
+const config = readJson<RoomConfig>("room-config");
+if (config) {
+  const page = new RoomPage(config);
+  page.start();
+  // Read by the end-to-end tests and the sync bench (tests/e2e, tests/bench/bench_sync.py).
+  (window as unknown as { __chorus: RoomPage }).__chorus = page;
+}

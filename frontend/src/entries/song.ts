@@ -1,0 +1,3 @@
+import { startSongPage } from "../song-page";
+
+startSongPage();
