@@ -333,6 +333,9 @@ class CeleryDispatcher:
 
     def __init__(self, expires_s: float = Policy.job_expires_s) -> None:
         self.expires_s = expires_s
+        # Previews per batch: a batch holds the worker it lands on (and the rooms' chunks
+        # queued behind it) for its whole length. A GPU makes 8 in well under a second.
+        self.max_auditions = int(os.environ.get("CHORUS_AUDITION_BATCH", "2"))
 
     def ready(self) -> bool:
         return True
@@ -522,7 +525,10 @@ class Conductor:
         ]
         metrics.chunk_leads_observe(clocks, t)
         self._dispatch(plan(clocks, t, self.policy), rooms, flights, t, report, rewinds)
-        self._auditions(rooms, heard, t, report)
+        # Previews wait while any room's chunk is on its way: on a shared engine (one queue, one
+        # worker) a batch of previews would otherwise go ahead of a remade chunk a vote waits on.
+        busy = not self.dispatcher.synchronous and bool(report.requested or flights)
+        self._auditions(rooms, heard, t, report, ask=not busy)
         return report
 
     # -- rounds ---------------------------------------------------------------------------------
@@ -815,14 +821,16 @@ class Conductor:
 
     # -- auditions ------------------------------------------------------------------------------
 
-    def _auditions(self, rooms: dict[str, Room], heard: list[str], t: float, report) -> None:
+    def _auditions(
+        self, rooms: dict[str, Room], heard: list[str], t: float, report, *, ask: bool = True
+    ) -> None:
         """Previews of the proposals on the open ballots of rooms with listeners: collect the
-        ones made, then (when the engine is free: the rooms' own chunks come first) ask for
-        those missing, in one batch. Each is made from the room's latest state."""
+        ones made, then (`ask`, when the engine is free: the rooms' own chunks come first) ask
+        for those missing, in one batch. Each is made from the room's latest state."""
         if not heard:
             return
         stale = self._collect_auditions(heard, t, report)
-        if not self.dispatcher.ready():
+        if not ask or not self.dispatcher.ready():
             return
         limit = min(
             self.policy.max_auditions,

@@ -247,3 +247,25 @@ def test_rooms_nobody_hears_get_no_previews(make_room, alice, carol, tiny_engine
     assert report.auditions == [] and not Audition.objects.exists()
     presence_join(room_id=room.pk)
     presence_leave(room_id=room.pk)
+
+
+def test_previews_wait_while_a_rooms_chunk_is_on_its_way(listened, carol, tiny_engine, store):
+    """On a shared queue a batch of previews must not go ahead of a chunk a room waits on."""
+
+    class Queued(SpyDispatcher):
+        synchronous = False  # results come back through the store, seen at the next tick
+
+        def dispatch_auditions(self, jobs, out_dir):
+            self.previews = getattr(self, "previews", []) + jobs
+
+    queued = Queued(tiny_engine, store)
+    conductor_ = Conductor(queued, FAST, store=store)
+    services.proposal_create(room=listened, user=carol, text="add strings")
+    origin = origin_of(listened)
+
+    first = conductor_.tick(origin + 5.0)  # asks for chunk 0: no previews this tick
+    assert first.requested and first.auditions == []
+    settled = [conductor_.tick(origin + 5.0) for _ in range(6)]
+    assert any(r.auditions for r in settled)  # asked once nothing was on its way
+    for report in settled:
+        assert not (report.auditions and report.requested)
