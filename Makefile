@@ -109,8 +109,11 @@ clean:
 FRONTEND_SRC := $(shell find frontend/src -type f 2>/dev/null) frontend/vite.config.ts \
                 frontend/tsconfig.json frontend/scripts/size.mjs
 
+# `npm install`, not `npm ci`: the registry here serves only this platform's optional packages
+# (rollup's and esbuild's native builds), so the lock has no entries for the others and `npm ci`
+# refuses it; `npm install` installs exactly the locked versions all the same.
 frontend/node_modules/.installed: frontend/package.json frontend/package-lock.json
-	cd frontend && npm ci --no-audit --no-fund
+	cd frontend && npm install --no-audit --no-fund
 	touch $@
 
 # Type-checks, builds, and prints each page's initial JavaScript, gzipped (dist/size.json).

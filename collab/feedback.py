@@ -3,6 +3,8 @@ listener's thumb, play or skip on what the room played, with the provenance the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from collab.models import Audition, Chunk, Room
 from collab.selectors import room_can_view
 from webapp.feedback.models import FeedbackEvent
@@ -18,49 +20,37 @@ def _seed(provenance: dict, room: Room) -> int | None:
     return seed if isinstance(seed, int) and not isinstance(seed, bool) else room.seed
 
 
-def resolve_chunks(ids: list[str], user, share_tokens: dict[str, str | None]) -> dict:
-    wanted = _ids(ids)
-    chunks = Chunk.objects.select_related("room").in_bulk(set(wanted.values()))
-    found = {}
-    for original, pk in wanted.items():
-        chunk = chunks.get(pk)
-        if chunk is None or not room_can_view(
-            chunk.room, user, share_token=share_tokens.get(original)
-        ):
-            continue
-        found[original] = Target(
-            model_version=str((chunk.provenance or {}).get("model_version", "")),
-            seed=_seed(chunk.provenance, chunk.room),
-            conditioning={
-                "room": str(chunk.room_id),
-                "sequence": chunk.sequence,
-                "revision": chunk.revision,
-                "steering": chunk.steering,
-            },
-        )
-    return found
+def _resolver(model, describe: Callable[[Chunk | Audition], dict]):
+    """Resolve ids of `model` rows (each with a room and a provenance) to feedback targets, for
+    callers who may see their room; `describe` adds what identifies the row to the conditioning."""
+
+    def resolve(ids: list[str], user, share_tokens: dict[str, str | None]) -> dict:
+        wanted = _ids(ids)
+        rows = model.objects.select_related("room").in_bulk(set(wanted.values()))
+        found = {}
+        for original, pk in wanted.items():
+            row = rows.get(pk)
+            if row is None or not room_can_view(
+                row.room, user, share_token=share_tokens.get(original)
+            ):
+                continue
+            provenance = row.provenance or {}
+            found[original] = Target(
+                model_version=str(provenance.get("model_version", "")),
+                seed=_seed(provenance, row.room),
+                conditioning={"room": str(row.room_id), **describe(row)},
+            )
+        return found
+
+    return resolve
 
 
-def resolve_auditions(ids: list[str], user, share_tokens: dict[str, str | None]) -> dict:
-    wanted = _ids(ids)
-    auditions = Audition.objects.select_related("room").in_bulk(set(wanted.values()))
-    found = {}
-    for original, pk in wanted.items():
-        audition = auditions.get(pk)
-        if audition is None or not room_can_view(
-            audition.room, user, share_token=share_tokens.get(original)
-        ):
-            continue
-        found[original] = Target(
-            model_version=str((audition.provenance or {}).get("model_version", "")),
-            seed=_seed(audition.provenance, audition.room),
-            conditioning={
-                "room": str(audition.room_id),
-                "proposal": audition.proposal_id,
-                "steering": audition.steering,
-            },
-        )
-    return found
+resolve_chunks = _resolver(
+    Chunk, lambda c: {"sequence": c.sequence, "revision": c.revision, "steering": c.steering}
+)
+resolve_auditions = _resolver(
+    Audition, lambda a: {"proposal": a.proposal_id, "steering": a.steering}
+)
 
 
 def register_feedback_targets() -> None:
