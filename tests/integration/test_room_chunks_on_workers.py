@@ -51,14 +51,15 @@ def test_rooms_continue_on_another_worker_after_a_kill(celery_worker, store, tmp
             timeout_s=120,
             what=f"chunk {seq} from the first worker",
         )
+    frames = round(tasks.ROOM_CHUNK_S * 25)  # the codec's 25 Hz frames per room chunk
     one = result(store, "r1", 1)
-    assert one["provenance"]["batch"] == 2 and one["start_frame"] == 50
+    assert one["provenance"]["batch"] == 2 and one["start_frame"] == frames
     audio, rate = soundfile.read(one["path"])
-    assert rate == 24000 and len(audio) == 48000
+    assert rate == 24000 and len(audio) == round(tasks.ROOM_CHUNK_S * 24000)
 
     first.kill(signal.SIGKILL)
     celery_worker("gpu-b")
     tasks.rooms_next_chunks.apply_async((jobs(2), out))
     two = wait_for(lambda: result(store, "r1", 2), timeout_s=120, what="the second worker")
-    assert two["sequence"] == 2 and two["start_frame"] == 100  # no chunk lost, none repeated
+    assert two["sequence"] == 2 and two["start_frame"] == 2 * frames  # none lost or repeated
     assert two["steering"]["controls"]["bpm"] == 128  # the room's steering came with the state
