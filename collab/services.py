@@ -342,20 +342,26 @@ def _copy_back(room: Room, locked: Room) -> None:
         setattr(room, field.attname, getattr(locked, field.attname))
 
 
-def _room_resteer(room: Room, *, new_nudges: Mapping[str, Proposal] | None = None) -> None:
-    """Set `room.current_steering` from its current blend (the caller saves the room).
+def _steering_for(
+    room: Room, blend: Mapping[str, float], new_nudges: Mapping[str, Proposal] | None = None
+) -> dict:
+    """The steering (Steering.as_dict) a blend gives the room, from its current controls.
 
     Prompts come from every prompt proposal in the blend; control nudges only from
     `new_nudges`: those already in the blend are part of the current controls."""
-    ids = [int(k) for k in room.current_blend if k != ANCHOR and str(k).isdigit()]
+    ids = [int(k) for k in blend if k != ANCHOR and str(k).isdigit()]
     prompts = Proposal.objects.filter(
         pk__in=ids, kind=Proposal.Kind.PROMPT, status=Proposal.Status.APPROVED
     )
     proposals: dict[str, Proposal] = {str(p.pk): p for p in prompts}
     proposals.update(new_nudges or {})
     base = Steering.from_dict(room.current_steering or {}).controls
-    steering = blend_to_steering(room.current_blend, proposals, base, anchor=room.anchor_prompt)
-    room.current_steering = steering.as_dict()
+    return blend_to_steering(blend, proposals, base, anchor=room.anchor_prompt).as_dict()
+
+
+def _room_resteer(room: Room, *, new_nudges: Mapping[str, Proposal] | None = None) -> None:
+    """Set `room.current_steering` from its current blend (the caller saves the room)."""
+    room.current_steering = _steering_for(room, room.current_blend, new_nudges)
 
 
 def _round_counts(round: Round) -> dict[str, int]:
@@ -866,14 +872,8 @@ def proposal_preview_steering(proposal: Proposal, room: Room | None = None) -> d
     audition is made under (Steering.as_dict). Changes nothing."""
     room = room if room is not None else proposal.room
     blend = next_blend({str(proposal.pk): 1}, room.current_blend, DEFAULT_RULES)
-    ids = [int(k) for k in blend if k != ANCHOR and str(k).isdigit()]
-    prompts = Proposal.objects.filter(
-        pk__in=ids, kind=Proposal.Kind.PROMPT, status=Proposal.Status.APPROVED
-    )
-    proposals: dict[str, Proposal] = {str(p.pk): p for p in prompts}
-    proposals[str(proposal.pk)] = proposal  # a nudge applies once, as it would when it wins
-    base = Steering.from_dict(room.current_steering or {}).controls
-    return blend_to_steering(blend, proposals, base, anchor=room.anchor_prompt).as_dict()
+    # A nudge applies once, as it would when it wins; a prompt is in the blend in any case.
+    return _steering_for(room, blend, {str(proposal.pk): proposal})
 
 
 def audition_request(*, proposal: Proposal, now: datetime | None = None) -> Audition:

@@ -58,8 +58,11 @@ def engine():
 
 
 class Store(Protocol):
+    """Keys to bytes with expiry. `set_many` writes all its items at once; `ttl_s` is one expiry
+    for all of them, or one per key."""
+
     def get(self, key: str) -> bytes | None: ...
-    def set_many(self, items: dict[str, bytes], ttl_s: int) -> None: ...
+    def set_many(self, items: dict[str, bytes], ttl_s: int | dict[str, int]) -> None: ...
 
 
 class MemoryStore:
@@ -73,7 +76,7 @@ class MemoryStore:
         with self._lock:
             return self._data.get(key)
 
-    def set_many(self, items: dict[str, bytes], ttl_s: int) -> None:
+    def set_many(self, items: dict[str, bytes], ttl_s: int | dict[str, int]) -> None:
         with self._lock:
             self._data.update(items)
 
@@ -87,10 +90,10 @@ class RedisStore:
     def get(self, key: str) -> bytes | None:
         return self.client.get(self.prefix + key)
 
-    def set_many(self, items: dict[str, bytes], ttl_s: int) -> None:
+    def set_many(self, items: dict[str, bytes], ttl_s: int | dict[str, int]) -> None:
         pipe = self.client.pipeline(transaction=True)  # result and state land together
         for key, value in items.items():
-            pipe.set(self.prefix + key, value, ex=ttl_s)
+            pipe.set(self.prefix + key, value, ex=ttl_s[key] if isinstance(ttl_s, dict) else ttl_s)
         pipe.execute()
 
 
@@ -196,15 +199,15 @@ def run_room_jobs(jobs: list[dict], out_dir: str, eng=None, st: Store | None = N
                 "provenance": chunk.provenance,
                 "codes": base64.b64encode(chunk.codes.astype(np.int16).tobytes()).decode(),
             }
-            st.set_many(
-                {
-                    chunk_result_key(room, chunk.sequence): json.dumps(result).encode(),
-                    state_key(room): session.to_bytes(),
-                },
-                RESULT_TTL_S,
-            )
-            if before is not None:  # for a rewind to this chunk, or an audition from it
-                st.set_many({state_key(room, chunk.sequence): before}, STATE_AT_TTL_S)
+            items = {
+                chunk_result_key(room, chunk.sequence): json.dumps(result).encode(),
+                state_key(room): session.to_bytes(),
+            }
+            ttls = dict.fromkeys(items, RESULT_TTL_S)
+            if before is not None:  # kept for a rewind to this chunk
+                items[state_key(room, chunk.sequence)] = before
+                ttls[state_key(room, chunk.sequence)] = STATE_AT_TTL_S
+            st.set_many(items, ttls)  # one round trip per chunk
             results[i] = {**result, "reused": False}
     return [results[i] for i in range(len(jobs))]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
 
 from webapp.songs import services as song_services
@@ -109,6 +110,21 @@ def client_for():
         return client
 
     return make
+
+
+@pytest.fixture
+def alice_browser(alice) -> Client:
+    """A browser signed in as alice (the session cookie, as pages see it)."""
+    client = Client()
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def bob_browser(bob) -> Client:
+    client = Client()
+    client.force_login(bob)
+    return client
 
 
 @pytest.fixture

@@ -24,20 +24,6 @@ def browser() -> Client:
     return Client()
 
 
-@pytest.fixture
-def alice_browser(alice) -> Client:
-    client = Client()
-    client.force_login(alice)
-    return client
-
-
-@pytest.fixture
-def bob_browser(bob) -> Client:
-    client = Client()
-    client.force_login(bob)
-    return client
-
-
 def signed_in_user(client: Client):
     user_id = client.session.get("_auth_user_id")
     return User.objects.get(pk=user_id) if user_id else None

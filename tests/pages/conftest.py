@@ -14,20 +14,6 @@ def visitor() -> Client:
 
 
 @pytest.fixture
-def alice_browser(alice) -> Client:
-    client = Client()
-    client.force_login(alice)
-    return client
-
-
-@pytest.fixture
-def bob_browser(bob) -> Client:
-    client = Client()
-    client.force_login(bob)
-    return client
-
-
-@pytest.fixture
 def make_room(db):
     def make(host, **params):
         params.setdefault("title", "Friday jam")
