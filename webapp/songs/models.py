@@ -27,6 +27,10 @@ def audio_upload_to(song: Song, filename: str) -> str:
     return f"songs/{song.id}/{filename}"
 
 
+def reference_upload_to(song: Song, filename: str) -> str:
+    return f"songs/{song.id}/reference/{filename}"
+
+
 class Song(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -38,6 +42,11 @@ class Song(models.Model):
         PRIVATE = "private"
         UNLISTED = "unlisted"
         PUBLIC = "public"
+
+    class Moderation(models.TextChoices):
+        VISIBLE = "visible"
+        HIDDEN = "hidden"  # by a moderator; reversible; the owner still sees it, marked
+        REMOVED = "removed"  # taken down with a recorded reason; audio no longer served
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(
@@ -55,6 +64,9 @@ class Song(models.Model):
     # structured controls (generation.steering.Controls as a dict: bpm, key, instruments...)
     controls = models.JSONField(default=dict, blank=True)
     expand_prompt = models.BooleanField(default=True)
+    # "Influence": a user's clip that steers the style (validated on upload, see songs/uploads)
+    reference = models.FileField(upload_to=reference_upload_to, blank=True)
+    reference_info = models.JSONField(default=dict, blank=True)
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     progress = models.FloatField(default=0.0)
@@ -74,6 +86,12 @@ class Song(models.Model):
     )
     share_token = models.CharField(max_length=32, unique=True, default=new_share_token)
     like_count = models.PositiveIntegerField(default=0)
+
+    moderation = models.CharField(
+        max_length=16, choices=Moderation.choices, default=Moderation.VISIBLE
+    )
+    moderation_reason = models.TextField(blank=True)
+    moderated_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
