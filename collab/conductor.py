@@ -48,7 +48,8 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -58,7 +59,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import close_old_connections
 
-from collab import broadcast, selectors, services
+from collab import bell, broadcast, selectors, services
 from collab.models import Audition, Chunk, Room
 from collab.presence import presence_counts
 from generation import tasks as generation_tasks
@@ -67,7 +68,8 @@ from webapp.errors import ServiceError
 
 logger = logging.getLogger(__name__)
 
-TICK_S = 0.25  # the loop's period: steering reaches the next request within a quarter second
+TICK_S = 0.25  # the loop's period when nothing rings its bell (collab/bell.py)
+MIN_TICK_GAP_S = 0.02  # ...and the least time between two ticks when something does
 FLIGHT_TTL_S = 3600
 MAX_ROUNDS_PER_TICK = 200  # a backlog of due rounds is worked off over a few ticks
 MAX_SEED = 2**31 - 1
@@ -87,7 +89,13 @@ class Policy:
     late_margin_s: float = 0.3  # a chunk that comes back after its start moves this far ahead
     # Steering changed: remake the first chunk made under the old steering that starts at least
     # this far ahead of the playback clock (there is time to make it and fetch it)...
+    # (rewind_margin_s is where it starts; then it follows the measured round trips of batches,
+    # see rewind_margin, between the two bounds)
     rewind_margin_s: float = 0.4
+    min_rewind_margin_s: float = 0.25
+    max_rewind_margin_s: float = 1.5
+    rewind_slack_s: float = 0.05
+    min_round_trips: int = 5  # batches measured before the margin follows them
     # ...and put the remake in its place if it is back while the old one is this far from
     # starting (else the old one plays and the next chunk is remade).
     replace_margin_s: float = 0.15
@@ -203,21 +211,43 @@ class Ahead:
 
 
 def choose_rewind(
-    ahead: Iterable[Ahead], current_key: str, playhead_s: float, policy: Policy = DEFAULT_POLICY
+    ahead: Iterable[Ahead],
+    current_key: str,
+    playhead_s: float,
+    policy: Policy = DEFAULT_POLICY,
+    margin_s: float | None = None,
 ) -> Ahead | None:
     """The chunk to make again now that the steering is `current_key`: the first (by sequence)
-    that nobody will have heard by the time a remake is back (it starts at least
-    `rewind_margin_s` after the playhead) and that was made under another steering. None if
-    every such chunk already follows the current steering.
+    that nobody will have heard by the time a remake is back (it starts at least `margin_s`,
+    by default `policy.rewind_margin_s`, after the playhead; see rewind_margin) and that was
+    made under another steering. None if every such chunk already follows the current steering.
 
     This is what makes a vote heard within about a chunk: the audio already made ahead of the
     playhead, which would otherwise play first, is made again under the new steering."""
+    margin = policy.rewind_margin_s if margin_s is None else margin_s
     for chunk in sorted(ahead, key=lambda c: c.sequence):
-        if chunk.start_s < playhead_s + policy.rewind_margin_s:
+        if chunk.start_s < playhead_s + margin:
             continue
         if chunk.steering_key and chunk.steering_key != current_key:
             return chunk
     return None
+
+
+def rewind_margin(round_trips: Sequence[float], policy: Policy = DEFAULT_POLICY) -> float:
+    """How far past the playhead a chunk must start for its remake to be back in time: the
+    time a batch takes to come back (the 90th percentile of the last few, asked to collected)
+    plus the replace margin the listeners need to fetch it, within the policy's bounds.
+
+    A margin too small wastes the remake (back too late: the old chunk plays and the change is
+    heard a chunk later); too large, and the change waits for a later chunk than it had to.
+    Measuring it lets one setting serve a CPU (a few tenths of a second) and a GPU (tens of ms).
+    Until `min_round_trips` batches have come back, `policy.rewind_margin_s`."""
+    if len(round_trips) < policy.min_round_trips:
+        return policy.rewind_margin_s
+    ordered = sorted(round_trips)
+    p90 = ordered[min(len(ordered) - 1, math.ceil(0.9 * len(ordered)) - 1)]
+    margin = p90 + policy.replace_margin_s + policy.rewind_slack_s
+    return min(policy.max_rewind_margin_s, max(policy.min_rewind_margin_s, margin))
 
 
 @dataclass(frozen=True)
@@ -329,7 +359,6 @@ class CeleryDispatcher:
     """Service mode: one message on queue `gpu`; results come back through the store."""
 
     synchronous = False
-    wake = None
 
     def __init__(self, expires_s: float = Policy.job_expires_s) -> None:
         self.expires_s = expires_s
@@ -342,12 +371,12 @@ class CeleryDispatcher:
 
     def dispatch(self, jobs: list[dict], out_dir: str, on_done: OnDone) -> None:
         generation_tasks.rooms_next_chunks.apply_async(
-            (jobs, out_dir), queue="gpu", expires=self.expires_s
+            (jobs, out_dir, bell.CONDUCTOR), queue="gpu", expires=self.expires_s
         )
 
     def dispatch_auditions(self, jobs: list[dict], out_dir: str) -> None:
         generation_tasks.auditions_render.apply_async(
-            (jobs, out_dir), queue="gpu", expires=self.expires_s
+            (jobs, out_dir, bell.CONDUCTOR), queue="gpu", expires=self.expires_s
         )
 
 
@@ -362,7 +391,6 @@ class ThreadDispatcher:
     max_auditions = 1
 
     def __init__(self) -> None:
-        self.wake = threading.Event()  # set when a batch finishes: the loop collects at once
         self._busy = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chorus-rooms")
 
@@ -380,7 +408,7 @@ class ThreadDispatcher:
             logger.exception("rooms: a batch of %d chunks failed", len(jobs))
         finally:
             self._busy.clear()
-            self.wake.set()
+            bell.ring_conductor()  # the loop collects at once
 
     def dispatch_auditions(self, jobs: list[dict], out_dir: str) -> None:
         self._busy.set()
@@ -393,14 +421,13 @@ class ThreadDispatcher:
             logger.exception("rooms: a batch of %d auditions failed", len(jobs))
         finally:
             self._busy.clear()
-            self.wake.set()
+            bell.ring_conductor()
 
 
 class InlineDispatcher:
     """Tests (CHORUS_TASKS_SYNC): the batch runs in the caller's thread, inside the tick."""
 
     synchronous = True
-    wake = None
 
     def __init__(self, engine=None, store=None) -> None:
         self.engine, self.store = engine, store
@@ -483,13 +510,24 @@ def _cut_of(chunk: Chunk | None) -> int:
 
 
 class Conductor:
-    """One tick at a time (`tick`); holds no state between ticks except its dispatcher."""
+    """One tick at a time (`tick`). Between ticks it keeps only its dispatcher and the round
+    trips of its last few batches (soft state: a new leader starts from the policy's margin);
+    the truth is in the rows, the cache (flights) and the store."""
+
+    ROUND_TRIPS_KEPT = 32
 
     def __init__(self, dispatcher=None, policy: Policy = DEFAULT_POLICY, store=None, out_dir=None):
         self.dispatcher = dispatcher if dispatcher is not None else default_dispatcher()
         self.policy = policy
         self._store = store
         self._out_dir = out_dir
+        self.round_trips: deque[float] = deque(maxlen=self.ROUND_TRIPS_KEPT)
+
+    def _came_back(self, flight: Flight, t: float) -> None:
+        """A batch's result is in the store: how long it took (first asks only; a retry's
+        clock started with an attempt that never came back)."""
+        if flight.attempts == 1 and t >= flight.asked_at:
+            self.round_trips.append(t - flight.asked_at)
 
     @property
     def store(self):
@@ -573,6 +611,8 @@ class Conductor:
                 blob = store.get(chunk_key(flight.stream, flight.job_sequence))
                 if blob is None:
                     continue
+                if flight.record_failed_at is None:
+                    self._came_back(flight, t)
                 chunk = self._record(room, json.loads(blob), flight, t)
             except Exception:
                 logger.exception("room %s: recording chunk %s failed", room_id, flight.sequence)
@@ -600,6 +640,7 @@ class Conductor:
             flight_forget(room_id)
             return True
         flight_forget(room_id)
+        self._came_back(flight, t)
         result = json.loads(blob)
         playhead = t - timeline_origin(room)
         try:
@@ -677,15 +718,15 @@ class Conductor:
             if last_key in ("", key) and (flight is None or flight.steering_key in ("", key)):
                 continue  # nothing made or being made under another steering
             playhead = t - timeline_origin(room)
-            ahead = selectors.chunks_ahead(
-                room=room, after_s=playhead + self.policy.rewind_margin_s
-            )
+            margin = rewind_margin(self.round_trips, self.policy)
+            ahead = selectors.chunks_ahead(room=room, after_s=playhead + margin)
             keys = {c.sequence: (c.provenance or {}).get("steering_key", "") for c in ahead}
             target = choose_rewind(
                 [Ahead(c.sequence, c.start_s, keys[c.sequence]) for c in ahead],
                 key,
                 playhead,
                 self.policy,
+                margin_s=margin,
             )
             if target is None:
                 continue
@@ -1029,18 +1070,34 @@ def run_loop(
             finally:
                 tidy()
             ticks += 1
-            left = interval_s - (time.monotonic() - started)
-            wake = conductor.dispatcher.wake
-            if left > 0:
-                if wake is not None:  # an in-process batch that finishes wakes the loop early
-                    wake.wait(left)
-                    wake.clear()
-                else:
-                    stop.wait(left)
+            _rest(conductor, stop, started, interval_s)
     finally:
         if leading:
             lead.release()
     return ticks
+
+
+def _rest(conductor, stop: threading.Event, started: float, interval_s: float) -> None:
+    """Wait for the next tick: `interval_s` after the last one began, or sooner when the
+    conductor's bell rings (a batch's results are stored, a round closed, the steering changed),
+    but never sooner than MIN_TICK_GAP_S after it began: many rooms ringing at once cost one
+    tick, not one each."""
+    store = getattr(conductor, "store", None)
+    left = interval_s - (time.monotonic() - started)
+    if stop.is_set():
+        return
+    if store is None or left <= 0:
+        if left > 0:
+            stop.wait(left)
+        return
+    try:
+        store.wait(bell.CONDUCTOR, left)
+    except Exception:  # the store is away (Redis restarting): tick on the clock meanwhile
+        logger.warning("conductor: waiting on the bell failed", exc_info=True)
+        stop.wait(max(0.0, interval_s - (time.monotonic() - started)))
+    gap = MIN_TICK_GAP_S - (time.monotonic() - started)
+    if gap > 0:
+        stop.wait(gap)
 
 
 _background: tuple[threading.Thread, threading.Event] | None = None

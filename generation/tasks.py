@@ -59,10 +59,17 @@ def engine():
 
 class Store(Protocol):
     """Keys to bytes with expiry. `set_many` writes all its items at once; `ttl_s` is one expiry
-    for all of them, or one per key."""
+    for all of them, or one per key.
+
+    A store also carries doorbells: `ring(bell)` wakes whoever is in (or next enters)
+    `wait(bell, timeout_s)`; rings before a wait are kept (one, not a count), so a ring is never
+    lost between two waits. The conductor sleeps on one between ticks, and a worker that has
+    finished a batch rings it, so results are collected at once instead of on the next tick."""
 
     def get(self, key: str) -> bytes | None: ...
     def set_many(self, items: dict[str, bytes], ttl_s: int | dict[str, int]) -> None: ...
+    def ring(self, bell: str) -> None: ...
+    def wait(self, bell: str, timeout_s: float) -> bool: ...
 
 
 class MemoryStore:
@@ -71,6 +78,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._data: dict[str, bytes] = {}
         self._lock = threading.Lock()
+        self._bells: dict[str, threading.Event] = {}
 
     def get(self, key: str) -> bytes | None:
         with self._lock:
@@ -79,6 +87,19 @@ class MemoryStore:
     def set_many(self, items: dict[str, bytes], ttl_s: int | dict[str, int]) -> None:
         with self._lock:
             self._data.update(items)
+
+    def _bell(self, bell: str) -> threading.Event:
+        with self._lock:
+            return self._bells.setdefault(bell, threading.Event())
+
+    def ring(self, bell: str) -> None:
+        self._bell(bell).set()
+
+    def wait(self, bell: str, timeout_s: float) -> bool:
+        event = self._bell(bell)
+        rung = event.wait(max(0.0, timeout_s))
+        event.clear()
+        return rung
 
 
 class RedisStore:
@@ -95,6 +116,23 @@ class RedisStore:
         for key, value in items.items():
             pipe.set(self.prefix + key, value, ex=ttl_s[key] if isinstance(ttl_s, dict) else ttl_s)
         pipe.execute()
+
+    # A bell is a list holding at most one item: LPUSH + LTRIM rings, BLPOP waits.
+    BELL_TTL_S = 60  # a ring nobody waits for is forgotten after this long
+
+    def ring(self, bell: str) -> None:
+        key = self.prefix + bell
+        pipe = self.client.pipeline(transaction=True)
+        pipe.lpush(key, b"1")
+        pipe.ltrim(key, 0, 0)
+        pipe.expire(key, self.BELL_TTL_S)
+        pipe.execute()
+
+    def wait(self, bell: str, timeout_s: float) -> bool:
+        if timeout_s <= 0:
+            return self.client.lpop(self.prefix + bell) is not None
+        # BLPOP takes fractions of a second (Redis >= 6); below 10 ms it would mean "forever"
+        return self.client.blpop([self.prefix + bell], timeout=max(timeout_s, 0.01)) is not None
 
 
 _store: Store | None = None
@@ -277,13 +315,22 @@ def write_chunk(path: Path, pcm: np.ndarray, sample_rate: int) -> None:
 
 
 @shared_task(name="generation.tasks.rooms_next_chunks", queue="gpu", acks_late=True)
-def rooms_next_chunks(jobs: list[dict], out_dir: str) -> list[dict]:
-    return run_room_jobs(jobs, out_dir)
+def rooms_next_chunks(jobs: list[dict], out_dir: str, bell: str | None = None) -> list[dict]:
+    """Rooms' next chunks; rings `bell` (the conductor's) when their results are stored."""
+    try:
+        return run_room_jobs(jobs, out_dir)
+    finally:
+        if bell:
+            store().ring(bell)
 
 
 @shared_task(name="generation.tasks.auditions_render", queue="gpu", acks_late=True)
-def auditions_render(jobs: list[dict], out_dir: str) -> list[dict]:
-    return run_audition_jobs(jobs, out_dir)
+def auditions_render(jobs: list[dict], out_dir: str, bell: str | None = None) -> list[dict]:
+    try:
+        return run_audition_jobs(jobs, out_dir)
+    finally:
+        if bell:
+            store().ring(bell)
 
 
 @shared_task(name="generation.tasks.generate_song", queue="gpu", bind=True, acks_late=True)
