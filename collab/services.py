@@ -25,7 +25,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from collab import audio as room_audio
-from collab import broadcast
+from collab import bell, broadcast
 from collab.models import (
     ACCOUNT_AGE_RANGE,
     MAX_ANCHOR_CHARS,
@@ -360,8 +360,10 @@ def _steering_for(
 
 
 def _room_resteer(room: Room, *, new_nudges: Mapping[str, Proposal] | None = None) -> None:
-    """Set `room.current_steering` from its current blend (the caller saves the room)."""
+    """Set `room.current_steering` from its current blend (the caller saves the room); once
+    that commits, the conductor is woken to remake what was made ahead under the old one."""
     room.current_steering = _steering_for(room, room.current_blend, new_nudges)
+    transaction.on_commit(bell.ring_conductor)
 
 
 def _round_counts(round: Round) -> dict[str, int]:
