@@ -154,7 +154,7 @@ def chunk_audio_url(chunk: Chunk, room: Room | None = None) -> str:
 
 
 def chunk_view(chunk: Chunk, room: Room | None = None) -> dict:
-    return {
+    view = {
         "id": chunk.pk,
         "sequence": chunk.sequence,
         "revision": chunk.revision,
@@ -162,6 +162,10 @@ def chunk_view(chunk: Chunk, room: Room | None = None) -> dict:
         "duration_s": chunk.duration_s,
         "url": chunk_audio_url(chunk, room),
     }
+    splice_s = (chunk.provenance or {}).get("splice_s") if chunk.revision else None
+    if splice_s:  # a remake that is the same music up to here: switch to it at this point
+        view["splice_s"] = splice_s
+    return view
 
 
 def audition_url(audition: Audition, room: Room | None = None) -> str:

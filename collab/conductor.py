@@ -97,8 +97,12 @@ class Policy:
     rewind_slack_s: float = 0.05
     min_round_trips: int = 5  # batches measured before the margin follows them
     # ...and put the remake in its place if it is back while the old one is this far from
-    # starting (else the old one plays and the next chunk is remade).
+    # starting, or from its splice point (else the old one plays and the next is remade).
     replace_margin_s: float = 0.15
+    # Remake the chunk sounding at the margin from there on (a splice), when this much of it
+    # is left after that point; else the next chunk is remade whole.
+    splice: bool = True
+    min_splice_tail_s: float = 0.2
     audition_s: float = 5.0  # a proposal's preview
     max_auditions: int = 8  # previews asked for in one batch
     stale_after_s: float = 6.0  # a job not back after this long is asked for again...
@@ -208,6 +212,16 @@ class Ahead:
     sequence: int
     start_s: float
     steering_key: str  # "" when unknown (recorded before chunks remembered it)
+    duration_s: float = 0.0  # 0: unknown (then never spliced)
+
+
+@dataclass(frozen=True)
+class Rewind:
+    """What to remake: `chunk`, from `keep_s` seconds into it (0: all of it; more: a splice,
+    the chunk's beginning made again as it was and the new steering after it)."""
+
+    chunk: Ahead
+    keep_s: float = 0.0
 
 
 def choose_rewind(
@@ -216,20 +230,29 @@ def choose_rewind(
     playhead_s: float,
     policy: Policy = DEFAULT_POLICY,
     margin_s: float | None = None,
-) -> Ahead | None:
-    """The chunk to make again now that the steering is `current_key`: the first (by sequence)
-    that nobody will have heard by the time a remake is back (it starts at least `margin_s`,
-    by default `policy.rewind_margin_s`, after the playhead; see rewind_margin) and that was
-    made under another steering. None if every such chunk already follows the current steering.
+    splice: bool = False,
+) -> Rewind | None:
+    """What to make again now that the steering is `current_key`, so that listeners hear the
+    change as soon as a remake can be back: `margin_s` (by default `policy.rewind_margin_s`;
+    see rewind_margin) after the playhead. None if everything from there on already follows
+    the current steering (or was made before chunks remembered theirs).
 
-    This is what makes a vote heard within about a chunk: the audio already made ahead of the
-    playhead, which would otherwise play first, is made again under the new steering."""
-    margin = policy.rewind_margin_s if margin_s is None else margin_s
+    Without `splice`, the first chunk made under another steering that starts after that
+    moment is remade whole. With it, the chunk sounding at that moment may be remade from
+    there on (Rewind.keep_s), unless too little of it is left (`policy.min_splice_tail_s`):
+    a vote is then heard a margin after the round closes, wherever the chunk boundaries fall.
+
+    This is what makes a vote heard within about a second: the audio already made ahead of
+    the playhead, which would otherwise play first, is made again under the new steering."""
+    at = playhead_s + (policy.rewind_margin_s if margin_s is None else margin_s)
     for chunk in sorted(ahead, key=lambda c: c.sequence):
-        if chunk.start_s < playhead_s + margin:
+        if not chunk.steering_key or chunk.steering_key == current_key:
             continue
-        if chunk.steering_key and chunk.steering_key != current_key:
-            return chunk
+        if chunk.start_s >= at:
+            return Rewind(chunk)
+        keep = at - chunk.start_s
+        if splice and chunk.duration_s - keep >= policy.min_splice_tail_s:
+            return Rewind(chunk, keep_s=keep)
     return None
 
 
@@ -492,6 +515,22 @@ def _stream_of(chunk: Chunk | None, room_id: str) -> Stream:
     return Stream(key, base)
 
 
+def _ahead(chunk: Chunk) -> Ahead:
+    key = (chunk.provenance or {}).get("steering_key", "")
+    return Ahead(chunk.sequence, chunk.start_s, key, chunk.duration_s)
+
+
+def _remake_resets(room: Room, chunk: Chunk) -> bool:
+    """Whether a remake of `chunk` starts fresh music (as the chunk itself did): it was the
+    first of its stream (nothing before it to continue), a reset, or a hard cut came since."""
+    provenance = chunk.provenance or {}
+    return (
+        bool(provenance.get("reset"))
+        or chunk.sequence == _stream_of(chunk, str(room.pk)).base
+        or (room.last_cut_round or 0) > _cut_of(chunk)
+    )
+
+
 def _rewinding(flight: Flight | None) -> bool:
     return flight is not None and flight.revision > 0
 
@@ -643,6 +682,7 @@ class Conductor:
         self._came_back(flight, t)
         result = json.loads(blob)
         playhead = t - timeline_origin(room)
+        splice_s = float(result.get("splice_s") or 0.0)
         try:
             chunk = services.chunk_replace(
                 room=room,
@@ -653,6 +693,7 @@ class Conductor:
                 steering=result.get("steering"),
                 provenance=self._provenance(result, flight),
                 not_before_s=playhead + self.policy.replace_margin_s,
+                splice_s=splice_s,
             )
         except Exception:
             logger.exception("room %s: replacing chunk %s failed", room_id, flight.sequence)
@@ -661,7 +702,8 @@ class Conductor:
             room.last_chunk = chunk
             report.replaced.append((room_id, chunk.sequence))
             # asked for (t - asked_at) ago; heard (start_s - playhead) from now
-            metrics.STEERING_LATENCY.observe(t - flight.asked_at + chunk.start_s - playhead)
+            heard_in = chunk.start_s + splice_s - playhead
+            metrics.STEERING_LATENCY.observe(t - flight.asked_at + heard_in)
         return True
 
     @staticmethod
@@ -719,35 +761,44 @@ class Conductor:
                 continue  # nothing made or being made under another steering
             playhead = t - timeline_origin(room)
             margin = rewind_margin(self.round_trips, self.policy)
-            ahead = selectors.chunks_ahead(room=room, after_s=playhead + margin)
-            keys = {c.sequence: (c.provenance or {}).get("steering_key", "") for c in ahead}
+            ahead = selectors.chunks_sounding_after(room=room, at_s=playhead + margin)
             target = choose_rewind(
-                [Ahead(c.sequence, c.start_s, keys[c.sequence]) for c in ahead],
-                key,
-                playhead,
-                self.policy,
-                margin_s=margin,
+                [_ahead(c) for c in ahead], key, playhead, self.policy, margin, self.policy.splice
             )
+            chunks = {c.sequence: c for c in ahead}
+            if (
+                target is not None
+                and target.keep_s
+                and _remake_resets(room, chunks[target.chunk.sequence])
+            ):
+                # a chunk that began its stream (or a cut) starts fresh music: it cannot be
+                # made again in part, so the next one is remade whole
+                later = [_ahead(c) for c in ahead if c.sequence > target.chunk.sequence]
+                target = choose_rewind(later, key, playhead, self.policy, margin)
             if target is None:
                 continue
-            chunk = next(c for c in ahead if c.sequence == target.sequence)
-            rewinds[room_id] = self._rewind(room, chunk, flight, key, t)
+            chunk = chunks[target.chunk.sequence]
+            rewinds[room_id] = self._rewind(room, chunk, flight, key, t, keep_s=target.keep_s)
             report.rewound.append((room_id, chunk.sequence))
         return rewinds
 
-    def _rewind(self, room: Room, chunk: Chunk, flight: Flight | None, key: str, t: float):
-        """The flight and job that remake `chunk` on a branch of its stream."""
+    def _rewind(
+        self,
+        room: Room,
+        chunk: Chunk,
+        flight: Flight | None,
+        key: str,
+        t: float,
+        keep_s: float = 0.0,
+    ):
+        """The flight and job that remake `chunk` on a branch of its stream (from `keep_s`
+        seconds into it: a splice, see choose_rewind)."""
         room_id = str(room.pk)
         parent = _stream_of(chunk, room_id)
         revision = max(chunk.revision, flight.revision if flight is not None else 0) + 1
         stream = Stream.branch(room_id, chunk.sequence, revision)
-        provenance = chunk.provenance or {}
         cut_round = room.last_cut_round or 0
-        reset = (
-            bool(provenance.get("reset"))
-            or chunk.sequence == parent.base  # the first of its stream: nothing before it
-            or cut_round > _cut_of(chunk)
-        )
+        reset = _remake_resets(room, chunk)
         new = Flight(
             sequence=chunk.sequence,
             start_s=chunk.start_s,
@@ -768,6 +819,10 @@ class Conductor:
             "reset": reset,
             "parent": {"stream": parent.key, "sequence": chunk.sequence - parent.base},
         }
+        if keep_s > 0 and not reset:
+            # the kept part is made as it was, under the chunk's own steering; then it turns
+            job["steering"] = chunk.steering or None
+            job["splice"] = {"keep_s": round(keep_s, 4), "steering": room.current_steering}
         return new, job
 
     def _dispatch(self, wants, rooms, flights, t: float, report: TickReport, rewinds=None) -> None:

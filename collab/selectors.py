@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    Count,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
 
 from collab.models import Audition, Chunk, Proposal, Room, Round
 from webapp.errors import NotFound
@@ -153,6 +162,18 @@ def auditions_pending(*, room_ids) -> list[Audition]:
 def chunks_ahead(*, room: Room, after_s: float) -> list[Chunk]:
     """The room's chunks that start at or after `after_s` on its timeline: not heard yet."""
     return list(Chunk.objects.filter(room=room, start_s__gte=after_s).order_by("sequence"))
+
+
+def chunks_sounding_after(*, room: Room, at_s: float) -> list[Chunk]:
+    """The room's chunks that still sound after `at_s` on its timeline: the one playing then
+    (part of it not heard yet) and those after it."""
+    ends = ExpressionWrapper(F("start_s") + F("duration_s"), output_field=FloatField())
+    return list(
+        Chunk.objects.filter(room=room)
+        .alias(end_s=ends)
+        .filter(end_s__gt=at_s)
+        .order_by("sequence")
+    )
 
 
 def room_list_on_air() -> list[tuple]:

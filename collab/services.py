@@ -835,29 +835,39 @@ def chunk_replace(
     steering: dict | None = None,
     provenance: dict | None = None,
     not_before_s: float | None = None,
+    splice_s: float = 0.0,
 ) -> Chunk | None:
     """Put a remade chunk in the place of one nobody has heard yet: the steering changed after
     it was made (collab.conductor rewinds). The chunks after it go (they continued the old
     one); listeners get the chunk again with its new `revision` and drop what they had
     scheduled from it on (docs/protocol.md).
 
+    A splice (`splice_s` > 0): the remake is the same music as the chunk for its first
+    `splice_s` seconds, so listeners may already be hearing the chunk: they switch to the
+    remake at that point (the chunk frame's `splice_s`), and what was not heard yet is the
+    moment from which it must be in place.
+
     Returns None, changing nothing, when the chunk is no longer there, already has this
-    revision or a later one, or starts before `not_before_s` on the room's timeline (it may be
-    playing by now: then it stays as it was)."""
+    revision or a later one, or its new part starts before `not_before_s` on the room's
+    timeline (it may be playing by now: then it stays as it was)."""
     if not (math.isfinite(duration_s) and duration_s > 0):
         raise ServiceError("A chunk lasts longer than 0 s.", field="duration_s")
+    if not (math.isfinite(splice_s) and 0.0 <= splice_s < duration_s):
+        raise ServiceError("A splice lies within the chunk.", field="splice_s")
     name = _storage_name(str(audio))
     with transaction.atomic():
         chunk = Chunk.objects.select_for_update().filter(room=room, sequence=sequence).first()
         if chunk is None or chunk.revision >= revision:
             return None
-        if not_before_s is not None and chunk.start_s < not_before_s:
+        if not_before_s is not None and chunk.start_s + splice_s < not_before_s:
             return None
         chunk.revision = revision
         chunk.duration_s = float(duration_s)
         chunk.audio = name
         chunk.steering = steering if steering is not None else room.current_steering
-        chunk.provenance = provenance or {}
+        chunk.provenance = (
+            {**(provenance or {}), "splice_s": splice_s} if splice_s else (provenance or {})
+        )
         chunk.save(update_fields=["revision", "duration_s", "audio", "steering", "provenance"])
         Chunk.objects.filter(room=room, sequence__gt=sequence).delete()
         broadcast.chunk_recorded(chunk)

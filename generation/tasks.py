@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import threading
 import time
@@ -189,17 +190,58 @@ def _start_session(eng, st: Store, job: dict, room: str, seq: int):
     return session, blob, None
 
 
+SPLICE_GUARD_S = 0.02  # listeners switch this long (an Opus frame) before the audio differs
+
+
+def _splice_plan(eng, job: dict):
+    """The Splice a branch job asks for (``splice``: ``keep_s`` seconds of the parent chunk to
+    keep, ``steering`` to ramp to after them), or None for a whole new chunk."""
+    splice = job.get("splice")
+    if not splice or not job.get("parent") or job.get("reset"):
+        return None
+    keep_s = float(splice.get("keep_s", 0.0))
+    # frame f of a chunk is complete once step f is: keep a frame more than asked for, since
+    # the switch happens a little before the first sample that differs
+    keep_steps = math.ceil(keep_s * eng.frame_rate) + 1
+    if not 0 < keep_steps < eng.chunk_frames:
+        return None
+    from generation.lm.stream import Splice  # torch: only where a model runs
+
+    return Splice(keep_steps, Steering.from_dict(splice["steering"]))
+
+
+def _parent_codes(st: Store, parent: dict, n_codebooks: int) -> np.ndarray | None:
+    blob = st.get(chunk_result_key(str(parent["stream"]), int(parent["sequence"])))
+    if blob is None:
+        return None
+    raw = np.frombuffer(base64.b64decode(json.loads(blob)["codes"]), dtype=np.int16)
+    return raw.reshape(n_codebooks, -1)
+
+
+def splice_point_s(old: np.ndarray, new: np.ndarray, sample_rate: int) -> float:
+    """Where listeners may switch from the old chunk to its remake: a guard before the first
+    sample that differs (to float error) between the two, 0.0 when they differ from the start.
+    Measured on the decoded audio, not assumed from the tokens kept."""
+    n = min(len(old), len(new))
+    differ = np.flatnonzero(np.abs(old[:n] - new[:n]) > 1e-4)
+    first = int(differ[0]) if len(differ) else n
+    return max(0.0, first / sample_rate - SPLICE_GUARD_S)
+
+
 def run_room_jobs(jobs: list[dict], out_dir: str, eng=None, st: Store | None = None) -> list[dict]:
     """The work of rooms_next_chunks, callable in-process (the embedded default does).
 
     A job: ``room`` (the stream's key), ``sequence`` (the chunk it wants, 0 for a stream's
     first), ``seed``, ``steering`` (Steering.as_dict, or None to keep the stream's), ``reset``
     (start the music afresh), and for the first chunk of a branch ``parent`` (``stream``,
-    ``sequence``: the chunk of the other stream this one remakes)."""
+    ``sequence``: the chunk of the other stream this one remakes). A branch may also ask for a
+    ``splice`` (``keep_s``, ``steering``): the parent chunk is made again under ``steering``
+    (its own) for its first ``keep_s`` seconds, the same music, and then turns to the splice's
+    steering; the result's ``splice_s`` says from where listeners should take the remake."""
     eng = eng or engine()
     st = st or store()
     results: dict[int, dict] = {}
-    todo, sessions, steerings, befores = [], [], [], []
+    todo, sessions, steerings, befores, splices = [], [], [], [], []
     for i, job in enumerate(jobs):
         room, seq = str(job["room"]), int(job["sequence"])
         done = st.get(chunk_result_key(room, seq))
@@ -214,15 +256,22 @@ def run_room_jobs(jobs: list[dict], out_dir: str, eng=None, st: Store | None = N
         if job.get("reset"):
             session.hard_reset(steering)
             steering = None
+        splice = _splice_plan(eng, job)
+        old_codes = (
+            _parent_codes(st, job["parent"], eng.model.config.n_codebooks) if splice else None
+        )
         todo.append(i)
         sessions.append(session)
         steerings.append(steering)
         befores.append(before)
+        splices.append((splice, session.decoder, old_codes) if old_codes is not None else None)
     if sessions:
         started = time.monotonic()
-        chunks = eng.next_chunks(sessions, steerings)
+        chunks = eng.next_chunks(sessions, steerings, [p[0] if p else None for p in splices])
         metrics.room_batch_observe(chunks, elapsed_s=time.monotonic() - started)
-        for i, session, chunk, before in zip(todo, sessions, chunks, befores, strict=True):
+        for i, session, chunk, before, planned in zip(
+            todo, sessions, chunks, befores, splices, strict=True
+        ):
             room = str(jobs[i]["room"])
             path = Path(out_dir) / room / f"{chunk.sequence:08d}.ogg"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -237,6 +286,14 @@ def run_room_jobs(jobs: list[dict], out_dir: str, eng=None, st: Store | None = N
                 "provenance": chunk.provenance,
                 "codes": base64.b64encode(chunk.codes.astype(np.int16).tobytes()).decode(),
             }
+            if planned is not None:
+                splice, decoder, old_codes = planned
+                old_pcm = eng.decode_codes(old_codes, decoder)
+                result["splice_s"] = round(splice_point_s(old_pcm, chunk.pcm, eng.sample_rate), 4)
+                result["provenance"] = {
+                    **chunk.provenance,
+                    "splice": {"keep_steps": splice.keep_steps, "splice_s": result["splice_s"]},
+                }
             items = {
                 chunk_result_key(room, chunk.sequence): json.dumps(result).encode(),
                 state_key(room): session.to_bytes(),

@@ -11,6 +11,10 @@
 // - A chunk frame with a higher `revision` for a sequence already scheduled replaces it: the old
 //   source is cancelled (or, if it already started, stopped where the new one starts), and every
 //   scheduled chunk with a larger sequence is dropped (the server announces them again).
+// - A replacement with `splice_s` is the same music as the old revision up to that point: the old
+//   source keeps playing until then and the new one takes over there, sample for sample, so a
+//   vote can be heard in the middle of a chunk without a click. The old source is stopped only
+//   once the new audio is in (if it never arrives, the old one plays on).
 // Audio is behind small interfaces (AudioOut, Voice) so the unit tests use fakes.
 
 export interface ChunkAnnouncement {
@@ -19,6 +23,8 @@ export interface ChunkAnnouncement {
   duration_s: number;
   url: string;
   revision?: number;
+  /** A replacement that is the same music as the previous revision up to here (seconds). */
+  splice_s?: number;
 }
 
 /** A scheduled source; stop(when) with a context time, or at once without one. */
@@ -54,9 +60,14 @@ export interface ScheduledChunk {
   offsetS: number;
   /** How long it plays, seconds (duration_s - offsetS). */
   playS: number;
-  /** Why it was placed where it was: on its target, after the previous chunk, or late. */
-  placement: "target" | "contiguous" | "late" | "resync" | "";
+  /** Why it was placed where it was: on its target, after the previous chunk, late, or at
+   * a splice (taking over from the previous revision). */
+  placement: "target" | "contiguous" | "late" | "resync" | "splice" | "";
   voice: Voice | null;
+  /** A splice's switch point into the chunk, seconds (0: none). */
+  spliceS: number;
+  /** The previous revision, still sounding until this one's audio is in (splices only). */
+  previous: ScheduledChunk | null;
 }
 
 export interface SchedulerOptions<B> {
@@ -119,9 +130,19 @@ export class ChunkScheduler<B> {
     if (existing && existing.revision >= revision) return "duplicate";
     const serverStart = this.opts.timelineOrigin + chunk.start_s;
     let outcome: "new" | "replaced" = "new";
+    const spliceS = existing ? Math.max(0, chunk.splice_s ?? 0) : 0;
+    let previous: ScheduledChunk | null = null;
     if (existing) {
       outcome = "replaced";
-      this.cancel(existing, this.opts.clock.serverToCtx(serverStart));
+      // what sounds now: the existing revision, or (while that one still loads) the one before
+      const sounding = existing.state === "scheduled" ? existing : existing.previous;
+      if (spliceS > 0 && sounding?.state === "scheduled" && sounding.voice) {
+        previous = sounding; // it plays on until the new audio is in (place)
+        if (sounding !== existing) this.cancel(existing);
+      } else {
+        this.cancel(existing, this.opts.clock.serverToCtx(serverStart));
+        if (existing.previous) this.cancel(existing.previous);
+      }
       for (const later of this.chunks.values()) {
         if (later.sequence > chunk.sequence) {
           this.cancel(later);
@@ -141,6 +162,8 @@ export class ChunkScheduler<B> {
       playS: 0,
       placement: "",
       voice: null,
+      spliceS,
+      previous,
     };
     this.chunks.set(chunk.sequence, entry);
     this.forgetOld();
@@ -162,6 +185,7 @@ export class ChunkScheduler<B> {
     }
     const { out, clock, leadS, slewS, resyncS } = this.opts;
     const duration = entry.serverEnd - entry.serverStart;
+    if (entry.previous && this.splice(entry, buffer, duration)) return;
     const target = clock.serverToCtx(entry.serverStart);
     let start = target;
     let placement: ScheduledChunk["placement"] = "target";
@@ -206,6 +230,36 @@ export class ChunkScheduler<B> {
     this.opts.onPlaced?.(entry);
   }
 
+  /**
+   * Takes over from the previous revision at the splice point: the new source starts there, that
+   * far into its buffer, and the old one stops there. Where the old one played from (its
+   * ctxStart and offset) sets the context time, so the switch lands on the same sample of the
+   * music. False (after silencing the old one where the new one will start) when the splice
+   * point is too near or already past: then the chunk is placed as any late replacement.
+   */
+  private splice(entry: ScheduledChunk, buffer: B, duration: number): boolean {
+    const { out, leadS } = this.opts;
+    const old = entry.previous as ScheduledChunk;
+    entry.previous = null;
+    if (old.state !== "scheduled" || !old.voice) return false;
+    const at = old.ctxStart + (entry.spliceS - old.offsetS);
+    if (entry.spliceS < old.offsetS || at < out.now() + leadS || entry.spliceS >= duration) {
+      this.cancel(old, out.now() + leadS);
+      return false;
+    }
+    old.voice.stop(at);
+    old.voice = null;
+    old.state = "cancelled";
+    entry.ctxStart = at;
+    entry.offsetS = entry.spliceS;
+    entry.playS = duration - entry.spliceS;
+    entry.placement = "splice";
+    entry.voice = out.play(buffer, at, entry.spliceS, entry.playS);
+    entry.state = "scheduled";
+    this.opts.onPlaced?.(entry);
+    return true;
+  }
+
   /** The scheduled chunk sounding at context time `ctxNow`, if any. */
   playingAt(ctxNow: number): ScheduledChunk | undefined {
     for (const c of this.chunks.values()) {
@@ -228,7 +282,10 @@ export class ChunkScheduler<B> {
   /** Silence everything and refuse further chunks (leaving the room). */
   stop(): void {
     this.stopped = true;
-    for (const c of this.chunks.values()) this.cancel(c);
+    for (const c of this.chunks.values()) {
+      if (c.previous) this.cancel(c.previous);
+      this.cancel(c);
+    }
     this.chunks.clear();
   }
 

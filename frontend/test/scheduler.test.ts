@@ -273,6 +273,72 @@ describe("ChunkScheduler", () => {
     expect(sched.aheadS(12)).toBeCloseTo(3, 9);
   });
 
+  it("a splice takes over from the sounding chunk on the same sample of the music", async () => {
+    const { out, loader, sched } = setup();
+    out.time = 5;
+    sched.announce(chunk(0, 1));
+    sched.announce(chunk(1, 3));
+    await loader.resolve("/c/0.r0.ogg");
+    await loader.resolve("/c/1.r0.ogg");
+    out.time = 11.2; // chunk 0 (context 11-13) is sounding
+    expect(sched.announce({ ...chunk(0, 1, 2, 1), splice_s: 1.0 })).toBe("replaced");
+    // the old revision plays on until the new audio is in; the next chunk goes at once
+    expect(out.played[0].stoppedAt).toBeNull();
+    expect(out.played[1].stoppedAt).toBe("now");
+    await loader.resolve("/c/0.r1.ogg");
+    const remake = out.played[2];
+    expect(out.played[0].stoppedAt).toBeCloseTo(12, 9); // 1.0 s into chunk 0
+    expect(remake.when).toBeCloseTo(12, 9);
+    expect(remake.offset).toBeCloseTo(1.0, 9); // the same point of the music
+    expect(remake.when + remake.duration).toBeCloseTo(13, 9);
+    expect(sched.get(0)?.placement).toBe("splice");
+    // the branch's next chunk follows the remake without a gap
+    sched.announce(chunk(1, 3, 2, 0));
+    await loader.resolve("/c/1.r0.ogg");
+    expect(out.played[3].when).toBeCloseTo(13, 9);
+  });
+
+  it("a splice follows where the old revision really started (a late joiner's offset)", async () => {
+    const { out, loader, sched } = setup();
+    out.time = 11.5; // joined mid-chunk: chunk 0 starts 0.53 s in (lead 0.03)
+    sched.announce(chunk(0, 1));
+    await loader.resolve("/c/0.r0.ogg");
+    const first = out.played[0];
+    expect(first.offset).toBeCloseTo(0.53, 9);
+    sched.announce({ ...chunk(0, 1, 2, 1), splice_s: 1.5 });
+    await loader.resolve("/c/0.r1.ogg");
+    expect(out.played[1].when).toBeCloseTo(first.when + (1.5 - first.offset), 9);
+    expect(out.played[1].offset).toBeCloseTo(1.5, 9);
+  });
+
+  it("a splice whose point has passed falls back to a late replacement", async () => {
+    const { out, loader, sched } = setup();
+    out.time = 5;
+    sched.announce(chunk(0, 1));
+    await loader.resolve("/c/0.r0.ogg");
+    out.time = 11.2;
+    sched.announce({ ...chunk(0, 1, 2, 1), splice_s: 0.5 });
+    out.time = 11.6; // the audio arrives after the splice point (context 11.5)
+    await loader.resolve("/c/0.r1.ogg");
+    const remake = out.played[1];
+    expect(out.played[0].stoppedAt).toBeCloseTo(11.63, 9); // where the remake starts
+    expect(remake.when).toBeCloseTo(11.63, 9);
+    expect(remake.offset).toBeCloseTo(0.63, 9);
+    expect(sched.get(0)?.placement).toBe("late");
+  });
+
+  it("if a splice's audio never comes, the old revision plays on", async () => {
+    const { out, loader, sched } = setup();
+    out.time = 5;
+    sched.announce(chunk(0, 1));
+    await loader.resolve("/c/0.r0.ogg");
+    out.time = 11.2;
+    sched.announce({ ...chunk(0, 1, 2, 1), splice_s: 1.0 });
+    await loader.fail("/c/0.r1.ogg");
+    expect(out.played[0].stoppedAt).toBeNull();
+    expect(out.played).toHaveLength(1);
+  });
+
   it("stop() silences everything and refuses new chunks", async () => {
     const { out, loader, sched } = setup();
     sched.announce(chunk(0, 1));

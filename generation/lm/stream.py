@@ -51,18 +51,28 @@ STATE_FORMAT = "chorus-stream-v1"
 @dataclass
 class Segment:
     """Condition of input positions [start, start + length): a linear ramp from `begin` to `end`
-    (reaching `end` at the segment's last step); begin == end for a steady condition."""
+    (reaching `end` at the segment's last step, or after `ramp` steps when a splice cut the
+    segment short: see Engine.next_chunks); begin == end for a steady condition."""
 
     start: int
     length: int
     begin: Tensor
     end: Tensor
+    ramp: int = 0  # 0: the ramp spans the segment
 
     def at(self, first: int, last: int) -> Tensor:
         """Condition vectors of absolute positions first..last-1 (within this segment)."""
         i = torch.arange(first - self.start, last - self.start, dtype=torch.float32)
-        alpha = ((i + 1) / self.length).clamp(max=1.0)[:, None]
+        alpha = ((i + 1) / (self.ramp or self.length)).clamp(max=1.0)[:, None]
         return self.begin + alpha * (self.end - self.begin)
+
+
+@dataclass(frozen=True)
+class Splice:
+    """Remake a chunk from its step `keep_steps` on under `steering` (Engine.next_chunks)."""
+
+    keep_steps: int
+    steering: Steering
 
 
 @dataclass
@@ -172,7 +182,7 @@ class StreamSession:
             "base": self.base,
             "steering": self.steering.as_dict(),
             "sampling": self.sampling.__dict__,
-            "segments": [[s.start, s.length] for s in self.segments],
+            "segments": [[s.start, s.length, s.ramp] for s in self.segments],
             "decoder_frames": self.decoder.frames,
         }
         arrays = {
@@ -345,11 +355,21 @@ class Engine:
 
     @torch.no_grad()
     def next_chunks(
-        self, sessions: Sequence[StreamSession], steerings: Sequence[Steering | None] | None = None
+        self,
+        sessions: Sequence[StreamSession],
+        steerings: Sequence[Steering | None] | None = None,
+        splices: Sequence[Splice | None] | None = None,
     ) -> list[Chunk]:
-        """Advance every session by one chunk in one batched run (they may be at any point)."""
+        """Advance every session by one chunk in one batched run (they may be at any point).
+
+        A session's `splices` entry (a Splice) remakes a chunk from the middle: its first
+        `keep_steps` steps are made exactly as they were (same state, same `steerings` entry,
+        same random draws: the same tokens), and from there the condition ramps to the splice's
+        steering over the rest of the chunk. A room uses it to let a vote be heard mid-chunk:
+        listeners switch to the remake where it starts to differ (generation.tasks)."""
         started = time.perf_counter()
         steerings = list(steerings or [None] * len(sessions))
+        splices = list(splices or [None] * len(sessions))
         latency = self.model.pattern.latency
         for s in sessions:  # a stream that just (re)started first fills its delay pattern
             if s.step < latency:
@@ -366,9 +386,18 @@ class Engine:
                 s.steering, s.cond_now = steering, self.condition(steering)
             begins.append(begin)
         steps = self.chunk_frames
-        for s, begin in zip(sessions, begins, strict=True):
+        for s, begin, splice in zip(sessions, begins, splices, strict=True):
             s.ensure_room(steps)
-            s.add_segment(begin, s.cond_now, steps)
+            if splice is None or not 0 < splice.keep_steps < steps:
+                s.add_segment(begin, s.cond_now, steps)
+                continue
+            # the kept steps see the very conditions the chunk was made with (the same ramp,
+            # cut short); the rest ramps from there to the splice's steering
+            keep, start = splice.keep_steps, s.base + s.window.shape[-1]
+            kept = Segment(start, keep, begin, s.cond_now, ramp=steps)
+            turn = kept.at(start + keep - 1, start + keep)[0]
+            s.steering, s.cond_now = splice.steering, self.condition(splice.steering)
+            s.segments += [kept, Segment(start + keep, steps - keep, turn, s.cond_now)]
         new = self._run_steps(sessions, steps, segments_added=True)
         frames = []
         for s, produced in zip(sessions, new, strict=True):
@@ -476,6 +505,14 @@ class Engine:
             out.append(pcm[0].numpy().astype(np.float32).clip(-1, 1))
         return out
 
+    @torch.no_grad()
+    def decode_codes(self, codes: np.ndarray, decoder: StreamState) -> np.ndarray:
+        """The audio of codes [K, F] decoded from `decoder` (a session's decoder state, left
+        as it was): what a chunk with these codes sounded like (generation.tasks splices)."""
+        frames = torch.from_numpy(np.asarray(codes, dtype=np.int64))[None]
+        pcm, _ = self.codec.decode_stream(frames, decoder)
+        return pcm[0].numpy().astype(np.float32).clip(-1, 1)
+
     def restore(self, blob: bytes) -> StreamSession:
         """A session from StreamSession.to_bytes(), ready to continue exactly."""
         data = np.load(io.BytesIO(blob))
@@ -498,12 +535,13 @@ class Engine:
         s.generator.set_state(torch.from_numpy(data["rng"]))
         s.segments = [
             Segment(
-                start,
-                length,
+                seg[0],
+                seg[1],
                 torch.from_numpy(data[f"seg{i}_begin"]),
                 torch.from_numpy(data[f"seg{i}_end"]),
+                seg[2] if len(seg) > 2 else 0,  # states written before splices had no ramp
             )
-            for i, (start, length) in enumerate(meta["segments"])
+            for i, seg in enumerate(meta["segments"])
         ]
         history = [torch.from_numpy(data[f"history{i}"]) for i in range(len(s.decoder.history))]
         s.decoder = StreamState(history, torch.from_numpy(data["overlap"]), meta["decoder_frames"])

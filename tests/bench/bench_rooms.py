@@ -26,7 +26,8 @@ Service mode as production runs it, on this machine (127.0.0.1 only):
 6. Steering: the crowd leaves; the host proposes a fresh idea, three listeners vote for it and
    the host skips (closing the round) --rounds times, a few seconds apart. For each round, the
    first chunk whose steering (Chunk.steering) is the round's result is found in PostgreSQL;
-   `steer_latency` is its scheduled start (timeline_origin + start_s) minus Round.closed_at.
+   `steer_latency` is when it is heard (timeline_origin + start_s, plus its splice_s if it is a
+   remake spliced into the chunk: the same music until there) minus Round.closed_at.
 7. Stops everything (process groups, bounded) and prints a summary; the LAST line is JSON.
 
 Rate limits stay ON by default: every client is a participant of its own and votes within the
@@ -426,8 +427,10 @@ def heard_all(steer: dict, room: str, timeout_s: float) -> bool:
 
 
 def steer_figures(steer: dict, room: str, origin: float) -> dict:
+    # a spliced remake is heard from its splice point (the same music as before up to there)
     chunks = db_rows(
-        "SELECT sequence, revision, start_s, steering::text FROM collab_chunk WHERE room_id = %s",
+        "SELECT sequence, revision, start_s + coalesce((provenance->>'splice_s')::float, 0),"
+        " steering::text FROM collab_chunk WHERE room_id = %s",
         room,
     )
     closed = dict(

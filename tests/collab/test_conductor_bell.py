@@ -42,9 +42,9 @@ def test_the_margin_stays_within_the_policys_bounds():
 def test_choose_rewind_takes_the_first_chunk_past_the_given_margin():
     ahead = [Ahead(5, 10.0, "old"), Ahead(6, 11.0, "old"), Ahead(7, 12.0, "old")]
     # playhead 9.5: chunk 5 starts 0.5 s ahead
-    assert choose_rewind(ahead, "new", 9.5, POLICY, margin_s=0.4).sequence == 5
-    assert choose_rewind(ahead, "new", 9.5, POLICY, margin_s=0.6).sequence == 6
-    assert choose_rewind(ahead, "new", 9.5, POLICY).sequence == 5  # the policy's 0.4
+    assert choose_rewind(ahead, "new", 9.5, POLICY, margin_s=0.4).chunk.sequence == 5
+    assert choose_rewind(ahead, "new", 9.5, POLICY, margin_s=0.6).chunk.sequence == 6
+    assert choose_rewind(ahead, "new", 9.5, POLICY).chunk.sequence == 5  # the policy's 0.4
 
 
 def test_the_conductor_measures_first_asks_only():
@@ -147,3 +147,28 @@ def test_the_loop_ticks_again_at_once_when_the_bell_rings():
     store.ring(bell.CONDUCTOR)
     loop.join()
     assert not alive and len(ticks) == 2
+
+
+# --- splices: the chunk sounding at the margin, remade from there ------------------------------
+
+
+def test_with_splices_the_chunk_sounding_at_the_margin_is_remade_from_there():
+    ahead = [Ahead(5, 10.0, "old", 1.0), Ahead(6, 11.0, "old", 1.0)]
+    rewind = choose_rewind(ahead, "new", 9.9, POLICY, margin_s=0.5, splice=True)
+    assert rewind.chunk.sequence == 5 and rewind.keep_s == pytest.approx(0.4)
+    # without splices the same moment waits for the next boundary
+    assert choose_rewind(ahead, "new", 9.9, POLICY, margin_s=0.5).chunk.sequence == 6
+
+
+def test_a_splice_too_near_the_chunks_end_remakes_the_next_chunk_whole():
+    ahead = [Ahead(5, 10.0, "old", 1.0), Ahead(6, 11.0, "old", 1.0)]
+    tail = POLICY.min_splice_tail_s / 2  # the margin lands this close to chunk 5's end
+    rewind = choose_rewind(ahead, "new", 10.5 - tail, POLICY, margin_s=0.5, splice=True)
+    assert (rewind.chunk.sequence, rewind.keep_s) == (6, 0.0)
+
+
+def test_a_chunk_already_under_the_new_steering_is_not_spliced():
+    ahead = [Ahead(5, 10.0, "new", 1.0), Ahead(6, 11.0, "old", 1.0)]
+    rewind = choose_rewind(ahead, "new", 9.9, POLICY, margin_s=0.5, splice=True)
+    assert (rewind.chunk.sequence, rewind.keep_s) == (6, 0.0)
+    assert choose_rewind([Ahead(5, 10.0, "", 1.0)], "new", 9.9, POLICY, splice=True) is None

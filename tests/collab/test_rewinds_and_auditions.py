@@ -6,6 +6,8 @@ steering) and previews of proposals (auditions), on the tiny random engine."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from django.utils import timezone
 
@@ -37,8 +39,8 @@ POLICY = Policy()
 
 def test_the_first_chunk_not_yet_heard_and_made_under_old_steering_is_remade():
     ahead = [Ahead(5, 10.0, "old"), Ahead(6, 11.0, "old"), Ahead(7, 12.0, "old")]
-    assert choose_rewind(ahead, "new", playhead_s=9.8).sequence == 6  # 5 starts too soon
-    assert choose_rewind(ahead, "new", playhead_s=9.5).sequence == 5
+    assert choose_rewind(ahead, "new", playhead_s=9.8).chunk.sequence == 6  # 5 starts too soon
+    assert choose_rewind(ahead, "new", playhead_s=9.5).chunk.sequence == 5
     assert choose_rewind(ahead, "new", playhead_s=11.7) is None  # 7 starts in 0.3 s: too late
 
 
@@ -46,7 +48,7 @@ def test_chunks_already_under_the_current_steering_or_unknown_are_left_alone():
     assert choose_rewind([Ahead(5, 10.0, "new"), Ahead(6, 11.0, "new")], "new", 9.0) is None
     assert choose_rewind([Ahead(5, 10.0, "")], "new", 9.0) is None  # made before keys existed
     mixed = [Ahead(6, 11.0, "b"), Ahead(5, 10.0, "a")]  # out of order; the steering went a->b
-    assert choose_rewind(mixed, "b", 9.0).sequence == 5
+    assert choose_rewind(mixed, "b", 9.0).chunk.sequence == 5
 
 
 def test_steering_keys_name_the_steering_not_its_spelling():
@@ -67,11 +69,14 @@ def steer(room, host, author, text="dark techno drop"):
     return proposal
 
 
+WHOLE = dataclasses.replace(FAST, splice=False)  # remakes of whole chunks only
+
+
 def test_a_vote_remakes_the_chunks_not_yet_heard_and_the_room_goes_on_from_the_remake(
     listened, alice, carol, tiny_engine, store, frames, client, django_capture_on_commit_callbacks
 ):
     spy = SpyDispatcher(tiny_engine, store)
-    conductor_ = Conductor(spy, FAST, store=store)
+    conductor_ = Conductor(spy, WHOLE, store=store)
     origin = origin_of(listened)
     for _ in range(4):
         conductor_.tick(origin + 5.0)  # chunks 0-3 at 5.5, 5.9, 6.3, 6.7 s
@@ -109,6 +114,39 @@ def test_a_vote_remakes_the_chunks_not_yet_heard_and_the_room_goes_on_from_the_r
     assert spy.batches[-1][0]["sequence"] == 1 and "parent" not in spy.batches[-1][0]
 
 
+def test_a_vote_is_spliced_into_the_chunk_playing_at_the_margin(
+    listened, alice, carol, tiny_engine, store, frames, django_capture_on_commit_callbacks
+):
+    """With splices, the chunk sounding a margin after the playhead is remade from there: its
+    beginning the same music, the new steering after it; listeners switch at `splice_s`."""
+    spy = SpyDispatcher(tiny_engine, store)
+    conductor_ = Conductor(spy, FAST, store=store)
+    origin = origin_of(listened)
+    for _ in range(4):
+        conductor_.tick(origin + 5.0)  # chunks 0-3 at 5.5, 5.9, 6.3, 6.7 s
+    before = {c.sequence: c for c in Chunk.objects.filter(room=listened)}
+
+    steer(listened, alice, carol)
+    with django_capture_on_commit_callbacks(execute=True):
+        # playhead 5.55 (origin + 5.55): the margin (0.4 s) lands at 5.95, inside chunk 1
+        report = conductor_.tick(origin + 5.55)
+
+    assert report.rewound == report.replaced == [(str(listened.pk), 1)]
+    [remake_job] = [j for batch in spy.batches for j in batch if "parent" in j]
+    assert remake_job["splice"]["keep_s"] == pytest.approx(0.05)
+    assert remake_job["steering"] == before[1].steering  # the kept part: as it was made
+    assert "dark techno drop" in [t for t, _ in remake_job["splice"]["steering"]["prompts"]]
+    remade = Chunk.objects.get(room=listened, sequence=1)
+    assert remade.revision == 1 and remade.start_s == before[1].start_s
+    splice_s = remade.provenance["splice_s"]
+    assert 0.0 < splice_s < remade.duration_s
+    assert "dark techno drop" in [t for t, _ in remade.steering["prompts"]]
+    assert not Chunk.objects.filter(room=listened, sequence__gt=1).exists()  # they went on from 1
+    frame = next(f for f in frames("chunk") if f["sequence"] == 1 and f["revision"] == 1)
+    assert frame["splice_s"] == splice_s
+    assert all("splice_s" not in f for f in frames("chunk") if not f["revision"])
+
+
 def test_nothing_is_remade_while_the_steering_stays(listened, tiny_engine, store):
     spy = SpyDispatcher(tiny_engine, store)
     conductor_ = Conductor(spy, FAST, store=store)
@@ -137,7 +175,7 @@ def test_a_remake_back_too_late_is_dropped_and_the_old_chunk_plays(
     for _ in range(4):
         conductor_.tick(origin + 5.0)
     steer(listened, alice, carol)
-    slow = Conductor(Slow(tiny_engine, store), FAST, store=store)
+    slow = Conductor(Slow(tiny_engine, store), WHOLE, store=store)
     assert slow.tick(origin + 5.6).rewound == [(str(listened.pk), 2)]
     late = slow.tick(origin + 6.25)  # chunk 2 starts at 6.3: in less than replace_margin_s
     assert late.replaced == []
