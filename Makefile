@@ -4,6 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+# Websocket messages larger than this are refused by uvicorn itself (close 1009, that socket only);
+# the room protocol's own cap is 4 KB, answered with an error frame (docs/security.md).
+WS_MAX_SIZE ?= 65536
 
 .PHONY: install run test lint format migrate superuser worker worker-cpu beat web conductor \
         bench bench-api bench-codec bench-lm bench-rooms corpus probe lm clean frontend test-frontend bench-sync
@@ -22,7 +25,7 @@ migrate: install
 
 # Embedded default: SQLite, in-memory channel layer, generation in this process. Nothing else to start.
 run: migrate frontend
-	$(BIN)/uvicorn webapp.asgi:application --host $(HOST) --port $(PORT)
+	$(BIN)/uvicorn webapp.asgi:application --host $(HOST) --port $(PORT) --ws-max-size $(WS_MAX_SIZE)
 
 # Lint, migrations in step with the models, the front end's unit tests (Vitest), then pytest:
 # unit, API, rooms, integration (service mode) and the browser tests (headless Chromium).
@@ -36,6 +39,13 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Static analysis (bandit: fails on any high-severity finding; config in pyproject.toml) and known
+# vulnerabilities in the installed dependencies (pip-audit; .ci/pip_audit.py). docs/security.md.
+.PHONY: security
+security: install
+	$(BIN)/bandit -c pyproject.toml -r . -q --severity-level high
+	$(BIN)/python .ci/pip_audit.py
+
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
@@ -46,7 +56,8 @@ superuser: migrate
 # --- Service mode (DATABASE_URL and REDIS_URL set) ------------------------------------------
 web: migrate
 	$(BIN)/python manage.py collectstatic --noinput -v0
-	$(BIN)/uvicorn webapp.asgi:application --host $(HOST) --port $(PORT) --workers 2
+	$(BIN)/uvicorn webapp.asgi:application --host $(HOST) --port $(PORT) --workers 2 \
+		--ws-max-size $(WS_MAX_SIZE)
 
 # One process per GPU, one task at a time (the model lives in the worker child, never CUDA in the parent).
 worker: install
@@ -73,6 +84,18 @@ bench-api: install
 # PostgreSQL and Redis at 127.0.0.1; the load clients run niced. Prints figures, asserts none.
 bench-rooms: install
 	@ulimit -n "$$(ulimit -Hn)"; $(BIN)/python -m tests.bench.bench_rooms
+
+# Multi-host test on this machine (root): hosts are network namespaces (PostgreSQL, Redis, two web
+# nodes, two gpu workers, the conductor, the load); 1,000 listeners; one worker killed mid-run.
+.PHONY: bench-scale soak
+bench-scale: install
+	@ulimit -n "$$(ulimit -Hn)"; $(BIN)/python -m tests.bench.bench_scale
+
+# One room, 200 clients listening, voting, proposing and reloading for SOAK_MINUTES (30), in
+# namespaces like bench-scale: memory growth of every server process, lost chunks, errors.
+SOAK_MINUTES ?= 30
+soak: install
+	@ulimit -n "$$(ulimit -Hn)"; SOAK_MINUTES=$(SOAK_MINUTES) $(BIN)/python -m tests.bench.soak
 
 # The shipped codec against Opus on held-out clips. Uses the 20-hour corpus if it was built
 # (python -m generation.data build --hours 20 --out var/corpus/full), else builds 3 hours (~1 min).
@@ -129,6 +152,14 @@ test-frontend: frontend/node_modules/.installed
 # and the largest gap or overlap between consecutive chunks in one. Prints figures, asserts none.
 bench-sync: install frontend
 	@$(BIN)/python -m tests.bench.bench_sync
+
+# The tuning loop end to end (about 25 min here): a simulated audience with a hidden taste uses
+# the real service (>= 5,000 feedback events), one round (labels, critic, DPO), then fresh songs
+# before/after judged by that taste through the probe, and the guardrails. Prints figures only.
+.PHONY: bench-tuning
+bench-tuning: install probe
+	@$(BIN)/python -m tests.bench.bench_tuning --probe var/checkpoints/probe.pt \
+		--manifest $(CORPUS)/manifest.jsonl
 
 # --- Deployment (deploy/: images, compose, Kubernetes; docs/deploy.md) ----------------------
 # Validates the Kubernetes manifests offline against the API's schemas and checks the compose

@@ -4,6 +4,8 @@
 from django.contrib import admin
 
 from collab.models import Chunk, Proposal, Room, Round, Vote
+from webapp.moderation import services as moderation
+from webapp.moderation.admin_actions import ModerationActionsMixin, moderation_action
 
 
 class RoundInline(admin.TabularInline):
@@ -20,9 +22,44 @@ class RoundInline(admin.TabularInline):
 
 
 @admin.register(Room)
-class RoomAdmin(admin.ModelAdmin):
-    list_display = ("title", "host", "status", "visibility", "mode", "created_at", "ended_at")
-    list_filter = ("status", "visibility", "mode", "who_may_propose", "login_required")
+class RoomAdmin(ModerationActionsMixin, admin.ModelAdmin):
+    # Moderation goes through the actions (webapp.moderation.services: audit log, listeners).
+    actions = [
+        moderation_action(moderation.room_hide, keyword="room", name="hide", description="Hide"),
+        moderation_action(
+            moderation.room_unhide, keyword="room", name="unhide", description="Make visible"
+        ),
+        moderation_action(
+            moderation.room_close,
+            keyword="room",
+            name="close",
+            description="Close: end now (reason required)",
+        ),
+        moderation_action(
+            moderation.room_remove,
+            keyword="room",
+            name="remove",
+            description="Remove: end and take down (reason required)",
+        ),
+    ]
+    list_display = (
+        "title",
+        "host",
+        "status",
+        "visibility",
+        "moderation",
+        "mode",
+        "created_at",
+        "ended_at",
+    )
+    list_filter = (
+        "status",
+        "visibility",
+        "moderation",
+        "mode",
+        "who_may_propose",
+        "login_required",
+    )
     search_fields = ("title", "slug", "anchor_prompt", "host__username", "id")
     readonly_fields = (
         "id",
@@ -34,6 +71,10 @@ class RoomAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
         "ended_at",
+        "restrictions",
+        "moderation",
+        "moderation_reason",
+        "moderated_at",
     )
     raw_id_fields = ("host",)
     date_hierarchy = "created_at"
@@ -51,7 +92,15 @@ class RoundAdmin(admin.ModelAdmin):
 
 
 @admin.register(Proposal)
-class ProposalAdmin(admin.ModelAdmin):
+class ProposalAdmin(ModerationActionsMixin, admin.ModelAdmin):
+    actions = [
+        moderation_action(
+            moderation.proposal_reject,
+            keyword="proposal",
+            name="reject",
+            description="Reject: off the ballot and out of the music",
+        )
+    ]
     list_display = ("text", "kind", "status", "room", "author_key", "created_at")
     list_filter = ("status", "kind", "created_at")
     search_fields = ("text", "author_key", "author__username", "room__title")

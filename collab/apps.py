@@ -8,7 +8,5 @@ class CollabConfig(AppConfig):
 
     def ready(self) -> None:
         from collab.feedback import register_feedback_targets
-        from collab.ratelimits import register_rate_limits
 
-        register_rate_limits()
         register_feedback_targets()

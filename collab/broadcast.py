@@ -275,6 +275,13 @@ def _deliver(group: str, event: dict) -> None:
     asyncio.run_coroutine_threadsafe(layer.group_send(group, event), loop).result(SEND_TIMEOUT_S)
 
 
+def deliver(group: str, event: dict) -> None:
+    """Send a raw channel-layer event to a group now, through the server's loop where there is
+    one (see use_loop). For events that are not room frames: webapp.moderation.realtime closes
+    a sanctioned account's sockets with it."""
+    _deliver(group, event)
+
+
 def _seq_key(room_id) -> str:
     return f"room:{room_id}:seq"
 
@@ -292,11 +299,22 @@ def current_seq(room_id) -> int:
     return int(cache.get(_seq_key(room_id), 0))
 
 
-def send(room_id, frame: dict, *, hosts_only: bool = False, visibility: str | None = None) -> None:
+def send(
+    room_id,
+    frame: dict,
+    *,
+    hosts_only: bool = False,
+    visibility: str | None = None,
+    moderation: str | None = None,
+    close_code: int | None = None,
+    close_everyone: bool = False,
+) -> None:
     """Number the frame with the room's next seq and send it to the room's group now.
 
-    `hosts_only`: listeners other than the host get a noop with the same seq. `visibility`: the
-    room's visibility after a change, so that consumers drop viewers who may no longer see it.
+    `hosts_only`: listeners other than the host get a noop with the same seq. `visibility` and
+    `moderation`: the room's after a change, so that consumers drop viewers who may no longer
+    see it. `close_code`: after the frame, sockets close with it: every one (`close_everyone`)
+    or those who may no longer see the room.
     A failure is logged, never raised: the rows hold the truth, and a client that misses a frame
     sees the gap in seq and asks for a snapshot."""
     try:
@@ -311,6 +329,11 @@ def send(room_id, frame: dict, *, hosts_only: bool = False, visibility: str | No
             }
             if visibility is not None:
                 event["visibility"] = visibility
+            if moderation is not None:
+                event["moderation"] = moderation
+            if close_code is not None:
+                event["close_code"] = close_code
+                event["close_everyone"] = close_everyone
             _deliver(room_group(room_id), event)
     except Exception:
         logger.warning("room %s: could not announce %s", room_id, frame.get("type"), exc_info=True)
@@ -318,6 +341,23 @@ def send(room_id, frame: dict, *, hosts_only: bool = False, visibility: str | No
 
 def _send_on_commit(room_id, frame: dict, **options) -> None:
     transaction.on_commit(lambda: send(room_id, frame, **options))
+
+
+def send_to_participant(room_id, tag: str, frame: dict, *, close_code: int | None = None) -> None:
+    """Send a frame (no seq: it is not the room's news) to one participant's sockets in the
+    room, by participant tag (collab.selectors.participant_tag), and close them with
+    `close_code` if given. Through the room's group, so it reaches them in every process."""
+    event = {
+        "type": "room.frame",
+        "to": tag,
+        "text": json.dumps(frame, separators=(",", ":")),
+    }
+    if close_code is not None:
+        event["close_code"] = close_code
+    try:
+        _deliver(room_group(room_id), event)
+    except Exception:
+        logger.warning("room %s: could not reach a participant", room_id, exc_info=True)
 
 
 # --- Announcements: services call these inside their transaction -------------------------------
@@ -367,6 +407,31 @@ def room_changed(room: Room) -> None:
         "round": round_view(round_current(room=room)),
     }
     _send_on_commit(room.pk, frame, visibility=room.visibility)
+
+
+def room_moderated(room: Room, *, action: str, reason: str, everyone: bool) -> None:
+    """Moderators closed, removed or hid the room: everyone hears why (a `moderated` frame),
+    then the sockets close (4451), every one (`everyone`: the room ended) or those of people
+    who may no longer see it (hidden: admins stay)."""
+    frame = {
+        "type": "moderated",
+        "action": action,
+        "reason": reason,
+        "message": f"The moderators {action} this room" + (f": {reason}" if reason else "."),
+    }
+    _send_on_commit(
+        room.pk,
+        frame,
+        visibility=room.visibility,
+        moderation=room.moderation,
+        close_code=protocol.CLOSE_MODERATED,
+        close_everyone=everyone,
+    )
+
+
+def participant_told(room: Room, tag: str, frame: dict, *, close_code: int | None = None) -> None:
+    """On commit, one participant hears of a host action on them (muted, kicked)."""
+    transaction.on_commit(lambda: send_to_participant(room.pk, tag, frame, close_code=close_code))
 
 
 def chunk_recorded(chunk: Chunk) -> None:

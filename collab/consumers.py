@@ -31,6 +31,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from channels.sessions import InstanceSessionWrapper
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.urls import reverse
 from django.utils import timezone
 
@@ -38,12 +39,17 @@ from collab import broadcast, protocol, services, votes
 from collab.models import Room
 from collab.presence import presence_join, presence_leave
 from collab.selectors import (
+    participant_key,
+    participant_kicked_until,
+    participant_tag,
     proposal_get_in_room,
     room_can_host,
     room_can_view,
     room_get_for_viewer,
 )
 from webapp.errors import NotFound, ServiceError
+from webapp.moderation.realtime import sanction_frame, user_group
+from webapp.moderation.selectors import sanction_in_force
 from webapp.ratelimit import RateLimited
 
 logger = logging.getLogger(__name__)
@@ -59,6 +65,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     joined = False
     held: list[dict] | None = None  # broadcasts that came while the snapshot was being made
+    user_group: str | None = None  # webapp.moderation.realtime: a sanction closes the socket
+    tag: str | None = None  # collab.selectors.participant_tag: a kick or mute finds the socket
 
     # --- Connection ---------------------------------------------------------------------------
 
@@ -67,11 +75,20 @@ class RoomConsumer(AsyncWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         self.share_token = (query.get("share") or [None])[0]
         self.user = self.scope.get("user")
+        if self.user is not None and self.user.is_authenticated:
+            # Before the sanction check in _load: a ban that lands in between still finds us.
+            self.user_group = user_group(self.user.pk)
+            await self.channel_layer.group_add(self.user_group, self.channel_name)
         try:
-            self.room, self.anon_key = await database_sync_to_async(self._load)()
+            self.room, self.anon_key, refusal = await database_sync_to_async(self._load)()
         except NotFound:
-            await self.close(code=protocol.CLOSE_NOT_FOUND)
+            await self._refuse(protocol.CLOSE_NOT_FOUND)
             return
+        if refusal is not None:
+            await self._refuse(*refusal)
+            return
+        key = participant_key(self.user, self.anon_key)
+        self.tag = participant_tag(key) if key else None
         self.is_host = room_can_host(self.room, self.user)
         self.bucket = protocol.TokenBucket()
         self.refused_in_a_row = 0
@@ -87,19 +104,49 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self.send_frame(await self._snapshot())
         await self._release_held()
 
-    def _load(self) -> tuple[Room, str | None]:
+    def _load(self) -> tuple[Room, str | None, tuple[int, dict] | None]:
+        """The room, the signed-out listener's session key, and why the connection is refused
+        if it is: (close code, error frame) for a sanctioned account or a kicked participant."""
         room = room_get_for_viewer(
             user=self.user, room_id=self.room_id, share_token=self.share_token
         )
-        # Signed-out listeners take part under their session, if it is a real one: a made-up
-        # cookie must not mint a fresh voter.
-        anon_key = None
+        signed_in = self.user is not None and self.user.is_authenticated
         session = self.scope.get("session")
-        if session is not None and (self.user is None or not self.user.is_authenticated):
+        # The account behind the connection: the signed-in user, or the one a session still
+        # names after authentication refused it (banned, suspended, deactivated).
+        account_id = self.user.pk if signed_in else None
+        if not signed_in and session is not None:
+            account_id = session.get(SESSION_KEY)
+        sanction = sanction_in_force(user_id=account_id) if account_id else None
+        if sanction is not None:
+            return room, None, (protocol.CLOSE_SANCTIONED, sanction_frame(sanction))
+        # Signed-out listeners take part under their session, if it is a real one (a made-up
+        # cookie must not mint a fresh voter) and not an account's that can no longer sign in.
+        anon_key = None
+        if session is not None and not signed_in and account_id is None:
             key = session.session_key
             if key and session.exists(key):
                 anon_key = key
-        return room, anon_key
+        now = time.time()
+        kicked = participant_kicked_until(room, participant_key(self.user, anon_key), now=now)
+        if kicked is not None:
+            return room, None, (protocol.CLOSE_KICKED, protocol.kicked_frame(until=kicked, now=now))
+        return room, anon_key, None
+
+    async def _refuse(self, code: int, frame: dict | None = None) -> None:
+        """Turn the connection away: during the handshake (4404: nothing to say), or after an
+        error frame that says why (a sanction, a kick)."""
+        await self._leave_user_group()
+        if frame is not None:
+            await self.accept()
+            await self.send_frame(frame)
+        await self.close(code=code)
+
+    async def _leave_user_group(self) -> None:
+        group, self.user_group = self.user_group, None
+        if group is not None:
+            with contextlib.suppress(Exception):  # Redis away: the subscription dies with it
+                await self.channel_layer.group_discard(group, self.channel_name)
 
     async def disconnect(self, code: int) -> None:
         await self._leave()
@@ -110,6 +157,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return
         self.joined = False
         _redis_watch.discard(self)
+        await self._leave_user_group()
         await _relays.leave(self)
         _tickers.leave(self.room_id)
         await sync_to_async(_listener_left, thread_sensitive=False)(self.room_id)
@@ -289,9 +337,30 @@ class RoomConsumer(AsyncWebsocketConsumer):
         elif kind == "slow_mode":
             services.room_update(room=room, user=user, slow_mode_s=message.get("seconds"))
             return _ack(kind, seconds=room.slow_mode_s)
+        elif kind == "approval":
+            mode = Room.Mode.AUDIENCE if message.get("on") else Room.Mode.FRIENDS
+            services.room_update(room=room, user=user, mode=mode)
+            return _ack(kind, on=room.mode == Room.Mode.AUDIENCE)
+        elif kind in ("mute", "unmute", "kick"):
+            return self._restrict(message)
         else:  # a type in protocol.HOST_MESSAGES without a branch here
             raise ServiceError(f"{kind} is not handled.", code=protocol.UNKNOWN_TYPE)
         return _ack(kind, status=room.status)
+
+    def _restrict(self, message: protocol.ClientMessage) -> dict:
+        """The host mutes, unmutes or kicks a participant (collab.services)."""
+        kind, room, user = message.type, self.room, self.user
+        key = services.participant_resolve(
+            room=room, proposal_id=message.get("proposal_id"), username=message.get("username")
+        )
+        reason = message.get("reason") or ""
+        if kind == "unmute":
+            services.participant_unmute(room=room, user=user, key=key)
+            return _ack(kind)
+        minutes = message.get("minutes") or services.DEFAULT_RESTRICTION_MINUTES
+        act = services.participant_mute if kind == "mute" else services.participant_kick
+        until = act(room=room, user=user, key=key, minutes=minutes, reason=reason)
+        return _ack(kind, until=round(until, 3), minutes=minutes)
 
     # --- Frames to the client -----------------------------------------------------------------
 
@@ -320,15 +389,34 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return
         if not self.joined:
             return
+        if "to" in event:  # for one participant only (collab.broadcast.send_to_participant)
+            if event["to"] == self.tag:
+                await self.send(text_data=event["text"])
+                if event.get("close_code"):
+                    await self._close(event["close_code"])
+            return
         if event.get("hosts_only") and not self.is_host:
             await self.send_frame(protocol.noop_frame(event["seq"]))
         else:
             await self.send(text_data=event["text"])
-        visibility = event.get("visibility")
-        if visibility is not None and visibility != self.room.visibility:
-            self.room.visibility = visibility
-            if not room_can_view(self.room, self.user, share_token=self.share_token):
-                await self._close(protocol.CLOSE_NOT_FOUND)
+        changed = False
+        for name in ("visibility", "moderation"):
+            value = event.get(name)
+            if value is not None and value != getattr(self.room, name):
+                setattr(self.room, name, value)
+                changed = True
+        close_code = event.get("close_code")
+        if (close_code or changed) and (
+            event.get("close_everyone")
+            or not room_can_view(self.room, self.user, share_token=self.share_token)
+        ):
+            await self._close(close_code or protocol.CLOSE_NOT_FOUND)
+
+    async def user_sanctioned(self, event: dict) -> None:
+        """The account was banned or suspended (webapp.moderation.realtime): say so, and go."""
+        if self.joined:
+            await self.send_frame(event["frame"])
+            await self._close(protocol.CLOSE_SANCTIONED)
 
 
 def _ack(of: str, **result) -> dict:

@@ -65,6 +65,11 @@ class Room(models.Model):
         LOGGED_IN = "logged_in"
         HOST_ONLY = "host_only"
 
+    class Moderation(models.TextChoices):
+        VISIBLE = "visible"
+        HIDDEN = "hidden"  # by a moderator: off the list, only admins may join; reversible
+        REMOVED = "removed"  # taken down with a recorded reason: ended, only admins may open it
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     host = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="hosted_rooms"
@@ -98,6 +103,17 @@ class Room(models.Model):
     )
     # Only signed-in people may propose or vote (listening is up to `visibility`).
     login_required = models.BooleanField(default=False)
+    # The host's mutes and kicks: {participant tag: {"muted_until": unix s, "kicked_until":
+    # unix s}} (collab.selectors.participant_tag; expired ones are pruned on each change). On the
+    # row because every vote and proposal reads the room already: checking costs no query.
+    restrictions = models.JSONField(default=dict, blank=True)
+
+    # Set by moderators only (webapp.moderation.services), never by the host.
+    moderation = models.CharField(
+        max_length=16, choices=Moderation.choices, default=Moderation.VISIBLE
+    )
+    moderation_reason = models.TextField(blank=True)
+    moderated_at = models.DateTimeField(null=True, blank=True)
 
     anchor_prompt = models.TextField(max_length=MAX_ANCHOR_CHARS)  # the music when nobody votes
     seed = models.BigIntegerField()

@@ -33,6 +33,11 @@ FLOOD_CLOSE_AFTER = 200
 # Close codes (4000-4999 are the application's).
 CLOSE_NOT_FOUND = 4404  # no such room, or not one this connection may see
 CLOSE_FLOODING = 4429
+# The account is banned or suspended (an `error` frame `banned` / `suspended` comes first). The
+# song progress socket (ws/songs/<id>/) closes with it too.
+CLOSE_SANCTIONED = 4403
+CLOSE_KICKED = 4410  # the host kicked this participant (`error` `kicked` first, with `until`)
+CLOSE_MODERATED = 4451  # moderators closed or hid the room (a `moderated` frame says why)
 # The standard "service restart": the server lost its shared state (Redis restarted), so the
 # connection's seq and presence mean nothing any more. Reconnect and start from the snapshot.
 CLOSE_RESYNC = 1012
@@ -46,6 +51,9 @@ UNKNOWN_TYPE = "unknown_type"
 INVALID = "invalid"
 RATE_LIMITED = "rate_limited"
 INTERNAL = "internal"
+# The prompt filter (webapp/safety) refused a text: a slur, a real artist's name, too much
+# swearing. Raised by the services (proposals, room titles); named here for clients.
+PROMPT_REFUSED = "prompt_refused"
 
 THUMB_VALUES = ("up", "down")
 
@@ -79,9 +87,15 @@ class ClientMessage:
 
 
 def _number(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError("must be a finite number")
-    return float(value)
+    try:
+        number = float(value)  # an integer of hundreds of digits overflows here
+    except OverflowError:
+        raise ValueError("must be a finite number") from None
+    if not math.isfinite(number):
+        raise ValueError("must be a finite number")
+    return number
 
 
 def _whole(value) -> int:
@@ -125,6 +139,12 @@ def _thumb(value) -> str:
     return value
 
 
+def _boolean(value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
 Check = Callable[[object], object]
 REQUIRED, OPTIONAL = True, False
 
@@ -159,6 +179,23 @@ HOST_MESSAGES: dict[str, dict[str, tuple[Check, bool]]] = {
     "approve": {"proposal_id": (_positive_whole, REQUIRED)},
     "reject": {"proposal_id": (_positive_whole, REQUIRED)},
     "slow_mode": {"seconds": (_whole, REQUIRED)},
+    # Audience mode (true): proposals wait for the host's approval; friends mode (false): not.
+    "approval": {"on": (_boolean, REQUIRED)},
+    # Whom: the author of one of the room's proposals (`proposal_id`: how a host points at a
+    # signed-out participant) or an account (`username`). Exactly one of the two.
+    "mute": {
+        "proposal_id": (_positive_whole, OPTIONAL),
+        "username": (_short_text, OPTIONAL),
+        "minutes": (_positive_whole, OPTIONAL),  # services: at most a day
+        "reason": (_text, OPTIONAL),
+    },
+    "unmute": {"proposal_id": (_positive_whole, OPTIONAL), "username": (_short_text, OPTIONAL)},
+    "kick": {
+        "proposal_id": (_positive_whole, OPTIONAL),
+        "username": (_short_text, OPTIONAL),
+        "minutes": (_positive_whole, OPTIONAL),  # services: at most a day
+        "reason": (_text, OPTIONAL),
+    },
 }
 MESSAGES = {**PARTICIPANT_MESSAGES, **HOST_MESSAGES}
 HOST_TYPES = frozenset(HOST_MESSAGES)
@@ -178,6 +215,9 @@ SERVER_TYPES = (
     "presence",
     "state",
     "noop",
+    "moderated",  # moderators closed, removed or hid the room: the socket closes next
+    # To one participant only, no seq: the host muted or unmuted them.
+    "notice",
 )
 
 
@@ -210,6 +250,8 @@ def parse_frame(text: str | None, data: bytes | None = None) -> ClientMessage:
         frame = json.loads(text)
     except ValueError:
         raise ProtocolError(BAD_JSON, "That frame is not valid JSON.") from None
+    except RecursionError:  # "[[[[...", a thousand deep, fits under the size cap
+        raise ProtocolError(BAD_JSON, "That frame is nested too deeply.") from None
     if not isinstance(frame, dict):
         raise ProtocolError(BAD_FRAME, 'A frame is a JSON object with a "type".')
     message_id = _message_id(frame)
@@ -266,6 +308,18 @@ def pong_frame(*, t0: float, t1: float, t2: float, id: str | int | None = None) 
     seconds). The client's clock offset is ((t1 - t0) + (t2 - t3)) / 2 with t3 its own receive
     time; the sample with the smallest round trip (t3 - t0) - (t2 - t1) is the best."""
     return reply({"type": "pong", "t0": t0, "t1": t1, "t2": t2}, id)
+
+
+def kicked_frame(*, until: float, now: float) -> dict:
+    """What a participant the host removed gets before the socket closes (CLOSE_KICKED), and
+    again if they come back before `until` (unix seconds)."""
+    minutes = max(1, math.ceil((until - now) / 60))
+    return {
+        **error_frame(
+            "kicked", f"The host removed you from this room; you may come back in {minutes} min."
+        ),
+        "until": round(until, 3),
+    }
 
 
 def noop_frame(seq: int) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
@@ -31,6 +32,36 @@ def participant_key(user, anon_key: str | None = None) -> str | None:
     return None
 
 
+def participant_tag(key: str) -> str:
+    """A participant as others may read about them (the room's mutes and kicks, the audit log):
+    accounts by their key, signed-out visitors by a digest of theirs, never the key itself (it
+    holds their session key, which would let whoever reads it act as them)."""
+    if key.startswith("anon:"):
+        return "anon:" + hashlib.sha256(key.encode()).hexdigest()[:24]
+    return key
+
+
+def _restricted_until(room: Room, key: str | None, what: str, now: float) -> float | None:
+    if key is None:
+        return None
+    until = ((room.restrictions or {}).get(participant_tag(key)) or {}).get(what)
+    return until if isinstance(until, int | float) and until > now else None
+
+
+def participant_muted_until(room: Room, key: str | None, *, now: float) -> float | None:
+    """Until when (unix s) the host muted this participant (no proposing or voting), if now."""
+    return _restricted_until(room, key, "muted_until", now)
+
+
+def participant_kicked_until(room: Room, key: str | None, *, now: float) -> float | None:
+    """Until when (unix s) the host kicked this participant out of the room, if now."""
+    return _restricted_until(room, key, "kicked_until", now)
+
+
+def _is_admin(user) -> bool:
+    return user is not None and user.is_authenticated and (user.is_staff or user.is_superuser)
+
+
 def room_can_host(room: Room, user) -> bool:
     """The host, and admins (who moderate every room)."""
     return (
@@ -41,7 +72,10 @@ def room_can_host(room: Room, user) -> bool:
 
 
 def room_can_view(room: Room, user, *, share_token: str | None = None) -> bool:
-    """As for songs: public rooms anyone; unlisted ones by share token; private ones the host."""
+    """As for songs: public rooms anyone; unlisted ones by share token; private ones the host.
+    A room the moderators hid or removed: admins only (its host included out)."""
+    if room.moderation != Room.Moderation.VISIBLE:
+        return _is_admin(user)
     if room_can_host(room, user):
         return True
     if room.visibility == Room.Visibility.PUBLIC:
@@ -69,11 +103,12 @@ def room_get_for_viewer(
 
 
 def room_list_public() -> QuerySet:
-    """Public rooms that are still on (live or paused), newest first."""
+    """Public rooms that are still on (live or paused), newest first; none the moderators hid."""
     return (
         Room.objects.filter(
             visibility=Room.Visibility.PUBLIC,
             status__in=(Room.Status.LIVE, Room.Status.PAUSED),
+            moderation=Room.Moderation.VISIBLE,
         )
         .select_related("host")
         .order_by("-created_at", "-id")

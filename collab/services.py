@@ -25,7 +25,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from collab import audio as room_audio
-from collab import bell, broadcast
+from collab import bell, broadcast, protocol
 from collab.models import (
     ACCOUNT_AGE_RANGE,
     MAX_ANCHOR_CHARS,
@@ -41,7 +41,13 @@ from collab.models import (
     Round,
     Vote,
 )
-from collab.selectors import participant_key, room_can_host
+from collab.selectors import (
+    participant_key,
+    participant_kicked_until,
+    participant_muted_until,
+    participant_tag,
+    room_can_host,
+)
 from collab.steering_rules import NudgeError, blend_to_steering, clean_nudge, describe_nudge
 from collab.voting import ANCHOR, BlendRules, next_blend, normalise, round_ends_at, tally
 from generation.interface import MAX_SONG_SECONDS, MIN_SONG_SECONDS
@@ -49,7 +55,9 @@ from generation.steering import Controls, Steering
 from webapp.errors import Forbidden, NotFound, ServiceError
 from webapp.feedback.models import FeedbackEvent
 from webapp.feedback.services import THUMBS, feedback_actor
+from webapp.moderation.audit import audit_record
 from webapp.ratelimit import ratelimit_enforce
+from webapp.safety.checks import text_check_allowed
 from webapp.songs import audio as song_audio
 from webapp.songs.models import MAX_PROMPT_CHARS as MAX_SONG_PROMPT_CHARS
 from webapp.songs.models import MAX_TITLE_CHARS as MAX_SONG_TITLE_CHARS
@@ -80,13 +88,14 @@ def _visible(ch: str) -> bool:
 
 def _clean_line(value: str, *, limit: int, empty: str, too_long: str, field: str) -> str:
     """One line of text as people should see it: whitespace collapsed, control and invisible
-    characters removed."""
+    characters removed, and nothing the prompt filter refuses (code `prompt_refused`)."""
     text = "".join(ch if ch.isspace() or _visible(ch) else "" for ch in str(value))
     text = " ".join(text.split())
     if not text:
         raise ServiceError(empty, field=field)
     if len(text) > limit:
         raise ServiceError(too_long.format(limit=limit, length=len(text)), field=field)
+    text_check_allowed(text, field=field)  # the prompt filter (webapp/safety): shown on overlays
     return text
 
 
@@ -214,20 +223,39 @@ def room_check_host_capacity(host) -> None:
         )
 
 
-def participant_check_may_take_part(room: Room, user, anon_key: str | None, *, to: str) -> str:
+def participant_check_may_take_part(
+    room: Room, user, anon_key: str | None, *, to: str, now: datetime | None = None
+) -> str:
     """The participant's key, if they may take part in the room at all (`to`: "propose",
-    "vote"); the room must be live."""
+    "vote"); the room must be live, and the host must not have muted or kicked them."""
     room_check_live(room)
     actor = participant_key(user, anon_key)
     if actor is None or (room.login_required and not actor.startswith("user:")):
         raise ServiceError(f"Sign in to {to} in this room.", code="login_required")
+    participant_check_not_muted(room, actor, now=now)
     return actor
+
+
+def participant_check_not_muted(room: Room, actor: str, *, now: datetime | None = None) -> None:
+    """Refuses a participant the host muted (or kicked), until it runs out. Reads the room's
+    row as the caller has it: no query."""
+    moment = (now or timezone.now()).timestamp()
+    until = participant_muted_until(room, actor, now=moment) or participant_kicked_until(
+        room, actor, now=moment
+    )
+    if until is not None:
+        minutes = max(1, math.ceil((until - moment) / 60))
+        raise ServiceError(
+            f"The host muted you in this room: you may listen, and propose or vote again in "
+            f"{minutes} min.",
+            code="muted",
+        )
 
 
 def proposal_check_author(room: Room, user, anon_key: str | None, *, now: datetime) -> str:
     """The author's participant key, if the room's gates let them propose (slow mode aside,
     which needs the database: proposal_check_slow_mode)."""
-    actor = participant_check_may_take_part(room, user, anon_key, to="propose")
+    actor = participant_check_may_take_part(room, user, anon_key, to="propose", now=now)
     if room_can_host(room, user):
         return actor
     if room.who_may_propose == Room.Proposers.HOST_ONLY:
@@ -544,6 +572,179 @@ def room_end(*, room: Room, user, now: datetime | None = None) -> Room:
     return room
 
 
+def room_moderate(
+    *, room: Room, moderator, moderation: str, reason: str, end: bool = False, now=None
+) -> Room:
+    """Set the room's moderation state and, with `end`, end it (webapp.moderation.services
+    calls this: it checks the moderator and writes the audit entry in the same transaction).
+
+    Listeners hear why in a `moderated` frame; then the sockets of those who may no longer see
+    the room close (hidden: everyone but admins), or all of them if it ended (4451)."""
+    moderation = _clean_choice("moderation", moderation, Room.Moderation, "moderation state")
+    now = now or timezone.now()
+    with transaction.atomic():
+        if end:
+            room_end(room=room, user=moderator, now=now)
+        locked = _lock(room)
+        locked.moderation = moderation
+        locked.moderation_reason = reason
+        locked.moderated_at = now
+        locked.save(update_fields=["moderation", "moderation_reason", "moderated_at", "updated_at"])
+        if end or moderation != Room.Moderation.VISIBLE:
+            action = {Room.Moderation.REMOVED: "removed", Room.Moderation.HIDDEN: "hid"}.get(
+                moderation, "closed"
+            )
+            broadcast.room_moderated(locked, action=action, reason=reason, everyone=end)
+    _copy_back(room, locked)
+    return room
+
+
+# --- Host tools: mutes and kicks ---------------------------------------------------------------
+
+DEFAULT_RESTRICTION_MINUTES = 10
+MAX_RESTRICTION_MINUTES = 24 * 60
+MAX_RESTRICTED = 1000  # participants muted or kicked at once in one room
+MAX_RESTRICTION_REASON_CHARS = 500
+
+
+def participant_resolve(*, room: Room, proposal_id=None, username=None) -> str:
+    """The participant a host points at: the author of one of the room's proposals (how a
+    signed-out participant is named), or an account by username. Their participant key."""
+    if (proposal_id is None) == (username is None):
+        raise ServiceError("Name one participant: a proposal_id or a username.", field="username")
+    if proposal_id is not None:
+        proposal = Proposal.objects.filter(room=room, pk=proposal_id).first()
+        if proposal is None:
+            raise NotFound("No such proposal in this room.")
+        return proposal.author_key
+    from django.contrib.auth import get_user_model
+
+    account = get_user_model()._default_manager.filter(username=username).first()
+    if account is None:
+        raise NotFound("No such account.")
+    return f"user:{account.pk}"
+
+
+def participant_check_restrictable(room: Room, key: str) -> None:
+    """Nobody mutes or kicks the room's host, nor an admin (who host every room)."""
+    if key == f"user:{room.host_id}":
+        raise ServiceError("The host cannot be muted or removed.", code="invalid")
+    if key.startswith("user:"):
+        from django.contrib.auth import get_user_model
+
+        account = get_user_model()._default_manager.filter(pk=key[5:]).first()
+        if account is not None and room_can_host(room, account):
+            raise Forbidden("Admins cannot be muted or removed from a room.")
+
+
+def _restrict(
+    *, room: Room, host, key: str, what: str, until: float | None, reason: str, now: datetime
+) -> None:
+    """Set (or, with until None, clear) one restriction of a participant, under the room's row
+    lock, pruning the ones that ran out; record it in the audit log; tell the participant."""
+    tag = participant_tag(key)
+    moment = now.timestamp()
+    reason = " ".join(str(reason or "").split())[:MAX_RESTRICTION_REASON_CHARS]
+    with transaction.atomic():
+        locked = _lock(room)
+        room_check_not_ended(locked)
+        entries = {
+            t: {w: u for w, u in entry.items() if isinstance(u, int | float) and u > moment}
+            for t, entry in (locked.restrictions or {}).items()
+        }
+        entries = {t: entry for t, entry in entries.items() if entry}
+        before = dict(entries.get(tag, {}))
+        after = {w: u for w, u in before.items() if w != what}
+        if until is not None:
+            after[what] = round(until, 3)
+        if after:
+            entries[tag] = after
+        else:
+            entries.pop(tag, None)
+        if len(entries) > MAX_RESTRICTED:
+            raise ServiceError(
+                f"At most {MAX_RESTRICTED} participants can be muted or removed at once.",
+                code="too_many",
+            )
+        locked.restrictions = entries
+        locked.save(update_fields=["restrictions", "updated_at"])
+        action = {"muted_until": "mute", "kicked_until": "kick"}[what]
+        audit_record(
+            actor=host,
+            action=f"room.{action if until is not None else 'un' + action}",
+            target_type="room",
+            target_id=room.pk,
+            before={"participant": tag, **before},
+            after={"participant": tag, **after},
+            reason=reason,
+        )
+        minutes = max(1, math.ceil((until - moment) / 60)) if until is not None else 0
+        if what == "kicked_until":
+            frame = protocol.kicked_frame(until=until, now=moment)
+            broadcast.participant_told(locked, tag, frame, close_code=protocol.CLOSE_KICKED)
+        else:
+            message = (
+                f"The host muted you for {minutes} min: you may listen, not propose or vote."
+                if until is not None
+                else "The host unmuted you: you may propose and vote again."
+            )
+            frame = {
+                "type": "notice",
+                "code": "muted" if until is not None else "unmuted",
+                "message": message,
+                "until": round(until, 3) if until is not None else None,
+            }
+            broadcast.participant_told(locked, tag, frame)
+    _copy_back(room, locked)
+
+
+def _restriction_until(minutes, now: datetime) -> float:
+    minutes = _clean_whole(
+        "minutes",
+        minutes,
+        1,
+        MAX_RESTRICTION_MINUTES,
+        f"Minutes are 1 to {MAX_RESTRICTION_MINUTES}",
+    )
+    return now.timestamp() + 60 * minutes
+
+
+def participant_mute(
+    *, room: Room, user, key: str, minutes: int, reason: str = "", now: datetime | None = None
+) -> float:
+    """The host mutes a participant (`key`, an account or a signed-out session) for `minutes`:
+    they may listen, not propose or vote. Their sockets get a `notice`. Returns until when."""
+    room_check_host(room, user, action="mute participants")
+    participant_check_restrictable(room, key)
+    now = now or timezone.now()
+    until = _restriction_until(minutes, now)
+    _restrict(
+        room=room, host=user, key=key, what="muted_until", until=until, reason=reason, now=now
+    )
+    return until
+
+
+def participant_unmute(*, room: Room, user, key: str, now: datetime | None = None) -> None:
+    room_check_host(room, user, action="unmute participants")
+    now = now or timezone.now()
+    _restrict(room=room, host=user, key=key, what="muted_until", until=None, reason="", now=now)
+
+
+def participant_kick(
+    *, room: Room, user, key: str, minutes: int, reason: str = "", now: datetime | None = None
+) -> float:
+    """The host removes a participant from the room: their sockets get an `error` `kicked` and
+    close at once (4410), and they may not come back (nor propose or vote) for `minutes`."""
+    room_check_host(room, user, action="remove participants")
+    participant_check_restrictable(room, key)
+    now = now or timezone.now()
+    until = _restriction_until(minutes, now)
+    _restrict(
+        room=room, host=user, key=key, what="kicked_until", until=until, reason=reason, now=now
+    )
+    return until
+
+
 # --- Proposals and votes ----------------------------------------------------------------------
 
 
@@ -577,6 +778,8 @@ def proposal_create(
         if current is None:
             raise ServiceError("This room has ended.", code="ended")
         proposal_check_ballot(room, current, kind=kind, text=clean_text, status=status)
+        if approved:  # on the ballot: the conductor makes it a preview, GPU time the room pays
+            ratelimit_enforce(domain="room_audition", key=f"room:{room.pk}")
         proposal = Proposal.objects.create(
             room=room,
             round=current,

@@ -88,7 +88,10 @@ def _clean_bpm(value) -> float | str:
             ) from None
         signed = text.startswith(("+", "-"))
     elif _is_number(value):
-        number, signed = float(value), False
+        try:
+            number, signed = float(value), False
+        except OverflowError:  # an integer of hundreds of digits: no tempo either
+            number, signed = math.inf, False
     else:
         raise NudgeError("Tempo must be a number of BPM or a change such as +8.")
     if not math.isfinite(number):

@@ -200,7 +200,7 @@ def _upsert(rows: list[tuple]) -> tuple[str, list]:
         source = "VALUES " + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows))
         params = [value for row in rows for value in row]
     sql = (
-        f"INSERT INTO {table} {COLUMNS} {source}"  # noqa: S608
+        f"INSERT INTO {table} {COLUMNS} {source}"  # noqa: S608  # nosec B608 # names, placeholders
         " ON CONFLICT (round_id, voter_key) DO UPDATE"
         " SET proposal_id = excluded.proposal_id, updated_at = excluded.updated_at"
         f" WHERE {table}.proposal_id <> excluded.proposal_id"

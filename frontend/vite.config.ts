@@ -17,6 +17,7 @@ export default defineConfig({
         room: resolve(__dirname, "src/entries/room.ts"),
         overlay: resolve(__dirname, "src/entries/overlay.ts"),
         song: resolve(__dirname, "src/entries/song.ts"),
+        report: resolve(__dirname, "src/entries/report.ts"),
       },
       output: {
         entryFileNames: "[name].js",

@@ -33,6 +33,9 @@ class SongRequest:
     expand_prompt: bool = True  # fill a short prompt out with attributes of the nearest styles
     reference_path: str | None = None  # "Influence": an audio file whose style steers the song
     candidates: int = 1  # best-of-n: generate n and keep the one the critic scores highest
+    # the share of best-of-n picks made at random instead of by the critic, so the critic can be
+    # judged off-policy (the chosen one's propensity goes into the provenance)
+    explore_share: float = 0.0
 
 
 @dataclass
@@ -42,6 +45,7 @@ class RenderedSong:
     model_version: str
     is_placeholder: bool = False
     provenance: dict = field(default_factory=dict)
+    codes: np.ndarray | None = None  # [K, frames] codec codes, from token models (for tuning)
 
     @property
     def duration_s(self) -> float:
@@ -54,22 +58,49 @@ class SongGenerator(Protocol):
     def generate_song(self, request: SongRequest, progress: ProgressCallback) -> RenderedSong: ...
 
 
-_REGISTRY: dict[str, Callable[[], SongGenerator]] = {}
+_REGISTRY: dict[str, Callable[..., SongGenerator]] = {}
+_VERSIONED: set[str] = set()
 _INSTANCES: dict[str, SongGenerator] = {}
+MAX_VERSIONS_KEPT = 3  # a promoted version, a canary and one more stay loaded per process
 
 
-def register_song_generator(name: str, factory: Callable[[], SongGenerator]) -> None:
+def register_song_generator(
+    name: str, factory: Callable[..., SongGenerator], *, versioned: bool = False
+) -> None:
+    """`factory()` makes the backend's default generator; a `versioned` backend's factory also
+    takes the checkpoint of a registered model version (webapp/tuning): `factory(checkpoint)`."""
     _REGISTRY[name] = factory
+    if versioned:
+        _VERSIONED.add(name)
+    else:
+        _VERSIONED.discard(name)
 
 
-def get_song_generator(name: str) -> SongGenerator:
-    """The generator registered under `name`, created once per process and kept (models are big)."""
-    if name not in _INSTANCES:
-        if name not in _REGISTRY:
-            known = ", ".join(sorted(_REGISTRY)) or "none"
-            raise LookupError(f"unknown generation backend {name!r} (known: {known})")
-        _INSTANCES[name] = _REGISTRY[name]()
-    return _INSTANCES[name]
+def takes_checkpoints(name: str) -> bool:
+    """Whether the backend can serve registered model versions (tuned checkpoints)."""
+    return name in _VERSIONED
+
+
+def get_song_generator(name: str, checkpoint: str | None = None) -> SongGenerator:
+    """The generator registered under `name` (with this checkpoint of its model), created once
+    per process and kept (models are big); past MAX_VERSIONS_KEPT versions, the one loaded
+    first is let go."""
+    key = name if checkpoint is None else f"{name}@{checkpoint}"
+    if key in _INSTANCES:
+        return _INSTANCES[key]
+    if name not in _REGISTRY:
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        raise LookupError(f"unknown generation backend {name!r} (known: {known})")
+    if checkpoint is None:
+        _INSTANCES[key] = _REGISTRY[name]()
+        return _INSTANCES[key]
+    if name not in _VERSIONED:
+        raise LookupError(f"generation backend {name!r} serves no model versions")
+    versions = [k for k in _INSTANCES if "@" in k]
+    if len(versions) >= MAX_VERSIONS_KEPT:
+        del _INSTANCES[versions[0]]  # the oldest loaded
+    _INSTANCES[key] = _REGISTRY[name](checkpoint)
+    return _INSTANCES[key]
 
 
 def _placeholder() -> SongGenerator:
@@ -88,10 +119,12 @@ register_song_generator("placeholder", _placeholder)
 register_song_generator("musicgen", _musicgen)
 
 
-def _chorus() -> SongGenerator:
+def _chorus(checkpoint: str | None = None) -> SongGenerator:
     from generation.lm.songs import ChorusSongGenerator  # torch and the model load when first used
 
-    return ChorusSongGenerator()
+    if checkpoint is None:
+        return ChorusSongGenerator()
+    return ChorusSongGenerator.from_checkpoint(checkpoint)
 
 
-register_song_generator("chorus", _chorus)
+register_song_generator("chorus", _chorus, versioned=True)

@@ -288,7 +288,9 @@ def _load(
     except ImportError as error:  # pragma: no cover - transformers is a declared dependency
         raise MusicGenUnavailable("the MusicGen backend needs the transformers package") from error
     try:
-        model = MusicgenForConditionalGeneration.from_pretrained(directory, local_files_only=True)
+        model = MusicgenForConditionalGeneration.from_pretrained(  # nosec B615 # local files only
+            directory, local_files_only=True
+        )
     except (OSError, ValueError) as error:
         raise MusicGenUnavailable(
             f"cannot load the MusicGen model in {str(directory)!r}: {error}"
@@ -298,7 +300,9 @@ def _load(
     try:
         if missing:
             raise OSError(f"none of {', '.join(TOKENIZER_FILES)} is there")
-        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(  # nosec B615 # local files only
+            directory, local_files_only=True
+        )
     except (OSError, ValueError) as error:
         raise MusicGenUnavailable(
             f"cannot load the text tokenizer in {str(directory)!r} (copy tokenizer.json, "

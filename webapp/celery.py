@@ -15,6 +15,10 @@ from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 
+# The tuning loop's pace: a round a week, the canary judged every 10 minutes (docs/tuning.md).
+TUNING_ROUND_EVERY_S = float(os.environ.get("CHORUS_TUNING_ROUND_EVERY_S", str(7 * 86400)))
+TUNING_CANARY_EVERY_S = float(os.environ.get("CHORUS_CANARY_EVERY_S", "600"))
+
 app = Celery("chorus")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.update(
@@ -24,6 +28,7 @@ app.conf.update(
         "webapp.songs.tasks.song_generate": {"queue": "gpu"},
         "generation.tasks.*": {"queue": "gpu"},  # the engine's own tasks (rooms, songs)
         "collab.tasks.*": {"queue": "default"},
+        "webapp.tuning.tasks.tuning_round": {"queue": "gpu"},  # it trains the critic and the LM
     },
     include=["generation.tasks"],
     task_acks_late=True,
@@ -48,6 +53,17 @@ app.conf.update(
             "task": "collab.tasks.conductor_tick",
             "schedule": 1.0,
             "options": {"expires": 1.0},
+        },
+        # The tuning loop (docs/tuning.md): a round makes a candidate and starts its canary;
+        # canaries are judged every few minutes (promote, roll back, or wait).
+        "tuning-round": {
+            "task": "webapp.tuning.tasks.tuning_round",
+            "schedule": TUNING_ROUND_EVERY_S,
+        },
+        "tuning-canary": {
+            "task": "webapp.tuning.tasks.canary_evaluate",
+            "schedule": TUNING_CANARY_EVERY_S,
+            "options": {"expires": TUNING_CANARY_EVERY_S},
         },
     },
 )

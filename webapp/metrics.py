@@ -218,7 +218,7 @@ def serve_from_env() -> int | None:
     port = os.environ.get("CHORUS_METRICS_PORT")
     if not port:
         return None
-    start_http_server(int(port), addr="0.0.0.0", registry=process_registry())  # noqa: S104
+    start_http_server(int(port), addr="0.0.0.0", registry=process_registry())  # noqa: S104  # nosec B104
     logger.info("metrics: serving on port %s", port)
     return int(port)
 

@@ -3,8 +3,14 @@
 Call sites name a domain and a key (`ratelimit_enforce(domain="feedback", key=f"user:{id}")`). A
 request is allowed when every rule of the domain still has room in its current window. The Redis
 backend (service mode) shares counts across processes; the in-memory backend serves the embedded
-default and tests. Fixed windows: cheap (one pipelined INCR per rule) and good enough for abuse
+default and tests. Fixed windows: cheap (one round trip: HIT_SCRIPT increments every rule's
+counter of a request, or of a whole batch of votes, in one Lua call) and good enough for abuse
 control, where a burst of up to twice a limit across a window edge is acceptable.
+
+RULES below is the one table of numbers, for every domain (docs/safety.md lists where each is
+applied). Votes (collab/votes.py) go through the same table and backends: a batch of votes is
+one `ratelimit_check_many` call, which on Redis is one run of HIT_SCRIPT. Daily generation
+quotas are not a rate limit (a day's total, kept in PostgreSQL): webapp/safety/quotas.py.
 """
 
 from __future__ import annotations
@@ -16,13 +22,26 @@ from typing import Protocol
 
 from django.conf import settings
 
-# domain -> rules of (window seconds, max requests in that window)
+# domain -> rules of (window seconds, max requests in that window). Keys: `user:<id>`,
+# `ip:<address>`, a room participant (`user:<id>` / `anon:<session>`), or `room:<id>`.
 RULES: dict[str, tuple[tuple[int, int], ...]] = {
+    # Every REST API request (webapp/api/throttling.py), by user or address.
     "api": ((1, 50), (60, 1200)),
+    # Songs generated from a prompt (songs.services.song_create; API and page alike).
     "song_create": ((60, 10), (3600, 60)),
     "feedback": ((1, 20), (60, 600)),
     "signup": ((3600, 20),),
     "auth": ((60, 20),),
+    "report": ((60, 5), (3600, 30)),  # reports to the moderators (webapp/moderation)
+    # Rooms (collab): creating one, proposing, voting (a vote may be changed, but a client that
+    # sends several a second is a script), keeping music as a song.
+    "room_create": ((60, 5), (3600, 30)),
+    "room_propose": ((10, 3), (60, 12), (3600, 240)),
+    "room_vote": ((1, 4), (60, 120)),
+    "room_keep": ((60, 5), (3600, 60)),
+    # Per room: proposals that go on the ballot, each of which the conductor renders as a 5 s
+    # preview (an audition). Twelve a minute is at most a minute of previews per minute.
+    "room_audition": ((60, 12), (3600, 240)),
 }
 
 

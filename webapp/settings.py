@@ -69,11 +69,15 @@ INSTALLED_APPS = [
     "webapp.songs",
     "webapp.feedback",
     "collab",
+    "webapp.moderation",
+    "webapp.safety",
+    "webapp.tuning",
 ]
 
 MIDDLEWARE = [
     "webapp.metrics.RequestMetricsMiddleware",  # first: it times everything below
     "django.middleware.security.SecurityMiddleware",
+    "webapp.csp.ContentSecurityPolicyMiddleware",  # docs/security.md
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -176,11 +180,42 @@ SONG_TASK_TIME_LIMIT_S = int(os.environ.get("CHORUS_SONG_TIME_LIMIT_S", "1260"))
 # "musicgen" (a local MusicGen checkpoint in CHORUS_MUSICGEN_DIR) or "placeholder" (a labelled
 # test tone, which the unit tests use because it is instant).
 GENERATION_BACKEND = os.environ.get("CHORUS_GENERATION_BACKEND", "chorus")
+# Daily generation quotas per user (webapp/safety/quotas.py, docs/safety.md): seconds of audio and
+# songs per UTC day; 0 turns one off. Staff are exempt unless CHORUS_QUOTA_STAFF_EXEMPT=0.
+QUOTA_DAILY_SECONDS = float(os.environ.get("CHORUS_QUOTA_DAILY_SECONDS", "1800"))
+QUOTA_DAILY_SONGS = int(os.environ.get("CHORUS_QUOTA_DAILY_SONGS", "30"))
+QUOTA_STAFF_EXEMPT = env_bool("CHORUS_QUOTA_STAFF_EXEMPT", True)
 if TASKS_INPROCESS:
     # the engine shares this process with the web server: one torch thread leaves it a core
     os.environ.setdefault("CHORUS_TORCH_THREADS", "1")
 
+# --- Tuning: model versions, canaries, exposure (webapp/tuning, docs/tuning.md) ------------------
+# Song requests answered with two candidates to compare (choice set `request:<id>`); 0.1 in
+# production, off by default so a single machine makes one song per request.
+TUNING_AB_SHARE = float(os.environ.get("CHORUS_AB_SHARE", "0"))
+SONG_BEST_OF = int(os.environ.get("CHORUS_SONG_BEST_OF", "1"))  # candidates per song (critic)
+TUNING_RANDOM_PICK_SHARE = float(os.environ.get("CHORUS_RANDOM_PICK_SHARE", "0.1"))  # of those
+TUNING_CANARY_SHARE = float(os.environ.get("CHORUS_CANARY_SHARE", "0.1"))
+TUNING_WINDOW_DAYS = float(os.environ.get("CHORUS_TUNING_WINDOW_DAYS", "14"))
+TUNING_DIR = Path(os.environ.get("CHORUS_TUNING_DIR", VAR_DIR / "tuning"))  # tuned checkpoints
+TUNING_BASE_CHECKPOINT = os.environ.get("CHORUS_LM_CHECKPOINT") or str(
+    BASE_DIR / "generation" / "checkpoints" / "lm-small-v1.pt"
+)
+TUNING_CODEC_CHECKPOINT = os.environ.get("CHORUS_CODEC_CHECKPOINT") or str(
+    BASE_DIR / "generation" / "checkpoints" / "codec-small-v1.pt"
+)
+# the guardrails' instruments: real clips (a corpus manifest) and the attribute probe
+TUNING_GUARDRAIL_MANIFEST = os.environ.get(
+    "CHORUS_GUARDRAIL_MANIFEST", str(VAR_DIR / "corpus" / "full" / "manifest.jsonl")
+)
+TUNING_PROBE = os.environ.get("CHORUS_PROBE", str(VAR_DIR / "checkpoints" / "probe.pt"))
+TUNING_CANARY_RULES: dict = {}  # overrides of generation.tuning.canary.CanaryRules
+TUNING_ROUND_SOFT_TIME_LIMIT_S = int(os.environ.get("CHORUS_TUNING_TIME_LIMIT_S", str(6 * 3600)))
+
 # --- Auth -----------------------------------------------------------------------------------
+# Django's ModelBackend, refusing accounts that are banned or suspended (logins, sessions,
+# websockets): webapp/moderation/backends.py.
+AUTHENTICATION_BACKENDS = ["webapp.moderation.backends.SanctionAwareBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -274,6 +309,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Reports' choice sets share field names with songs' and feedback's: name them apart.
+    "ENUM_NAME_OVERRIDES": {
+        "ReportTargetTypeEnum": "webapp.moderation.models.TargetType",
+        "ReportStatusEnum": "webapp.moderation.models.Report.Status",
+        "StatusEnum": "webapp.songs.models.Song.Status",  # as it was named before reports
+    },
 }
 
 # --- Security (service mode) ----------------------------------------------------------------
@@ -289,7 +330,13 @@ if SERVICE_MODE and not DEBUG:
     SECURE_REFERRER_POLICY = "same-origin"
     # Probes and Prometheus call pods over plain HTTP at their own address: no redirect there.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+    # Our scripts read the CSRF token from the page (<meta name="csrf-token">), never the cookie.
+    CSRF_COOKIE_HTTPONLY = True
+# Pages are never framed, except the read-only OBS overlay (@xframe_options_exempt in
+# collab/pages.py; the CSP's frame-ancestors follows the same mark). docs/security.md.
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy on HTML answers, in both modes (webapp/csp.py); CHORUS_CSP=0 turns it off.
+CSP_ENABLED = env_bool("CHORUS_CSP", True)
 
 LOGGING = {
     "version": 1,

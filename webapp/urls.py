@@ -13,6 +13,7 @@ from webapp.accounts import views as accounts_views
 from webapp.feedback.api import FeedbackApi
 from webapp.health import readyz
 from webapp.metrics import metrics_view
+from webapp.moderation.api import ReportApi
 from webapp.songs import api as songs_api
 from webapp.songs import views as songs_views
 
@@ -48,6 +49,7 @@ api_v1 = [
     ),
     path("feed/", songs_api.FeedApi.as_view(), name="api-feed"),
     path("feedback/", FeedbackApi.as_view(), name="api-feedback"),
+    path("reports/", ReportApi.as_view(), name="api-reports"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
@@ -78,8 +80,11 @@ urlpatterns = [
         name="room-audition-audio",
     ),
     path("accounts/signup/", accounts_views.signup, name="signup"),
+    # Django's login, saying why a banned or suspended account cannot log in.
+    path("accounts/login/", accounts_views.LoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
+    path("moderation/", include("webapp.moderation.urls")),  # reports queue, actions
     path("api/v1/", include(api_v1)),
     path("healthz", lambda request: JsonResponse({"ok": True}), name="healthz"),
     path("readyz", readyz, name="readyz"),  # database and cache (webapp/health.py)

@@ -78,7 +78,13 @@ export class RequestError extends Error {
   }
 }
 
-export type ConnectionStatus = "connecting" | "open" | "reconnecting" | "closed" | "not_found";
+export type ConnectionStatus =
+  | "connecting"
+  | "open"
+  | "reconnecting"
+  | "closed"
+  | "not_found"
+  | "refused";
 
 export interface RoomSocketEvents {
   snapshot(snapshot: Snapshot): void;
@@ -86,12 +92,20 @@ export interface RoomSocketEvents {
   status(status: ConnectionStatus, detail?: string): void;
   /** An error frame nobody asked for (rate limited on the connection, for example). */
   error(frame: ErrorFrame): void;
+  /** A frame to this participant alone, outside the room's seq (a `notice`: the host muted you). */
+  notice(frame: Frame): void;
   /** A new clock sample arrived. */
   clock(estimator: ClockOffsetEstimator): void;
 }
 
 const CLOSE_NOT_FOUND = 4404;
 const CLOSE_FLOODING = 4429;
+/** Closes after which reconnecting would only be refused again (docs/protocol.md, close codes). */
+export const FINAL_CLOSES: Readonly<Record<number, string>> = {
+  4403: "Your account may not take part any more: it was suspended or banned.",
+  4410: "The host removed you from this room for a while.",
+  4451: "A moderator closed or hid this room.",
+};
 const REQUEST_TIMEOUT_MS = 15000;
 
 export function roomSocketUrl(loc: Location, roomId: string, shareToken?: string | null): string {
@@ -198,6 +212,10 @@ export class RoomSocket {
       this.on.status?.("not_found", "This room does not exist or you may no longer see it.");
       return;
     }
+    if (code in FINAL_CLOSES) {
+      this.on.status?.("refused", FINAL_CLOSES[code]);
+      return;
+    }
     this.attempts += 1;
     const delay = reconnectDelayMs(this.attempts) * (code === CLOSE_FLOODING ? 4 : 1);
     this.on.status?.("reconnecting");
@@ -242,6 +260,10 @@ export class RoomSocket {
     }
     if (frame.type === "error") {
       this.on.error?.(frame as unknown as ErrorFrame);
+      return;
+    }
+    if (frame.type === "notice") {
+      this.on.notice?.(frame);
       return;
     }
     if (typeof frame.seq !== "number") return; // an answer we did not ask for

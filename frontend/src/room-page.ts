@@ -12,6 +12,21 @@ import {
   type ScheduledChunk,
 } from "./scheduler";
 import {
+  approvalDone,
+  approvalFrame,
+  approvalOnly,
+  canRestrictAuthor,
+  muteFromError,
+  muteFromNotice,
+  muteOver,
+  type MuteState,
+  RESTRICTION_CHOICES,
+  type Restriction,
+  restrictFrame,
+  restrictionDone,
+} from "./moderation";
+import {
+  type ErrorFrame,
   type Frame,
   type Proposal,
   RequestError,
@@ -59,6 +74,7 @@ const STATUS_WORDS = {
   reconnecting: "Connection lost; reconnecting…",
   closed: "Disconnected",
   not_found: "This room is not available.",
+  refused: "You can no longer listen to this room.",
 };
 
 export class RoomPage {
@@ -77,8 +93,14 @@ export class RoomPage {
   private readonly ballotRows = new Map<number, BallotRow>();
   private readonly skewS: number;
   private readonly announcer = byId("announcer");
+  /** The host muted me (from a `notice`, or a `muted` error answering a proposal or a vote). */
+  private mute: MuteState | null = null;
+  /** Authors this host muted from this page (the server does not list them): Mute becomes Unmute. */
+  readonly mutedAuthors = new Set<string>();
+  /** Why the server closed the socket for good (a kick, a ban, the moderators), in its words. */
+  private finalWords: string | null = null;
 
-  constructor(config: RoomConfig) {
+  constructor(readonly config: RoomConfig) {
     const skewMs = Number(new URLSearchParams(location.search).get("clock_skew_ms") ?? 0);
     this.skewS = Number.isFinite(skewMs) ? skewMs / 1000 : 0;
     this.socket = new RoomSocket(
@@ -86,8 +108,12 @@ export class RoomPage {
       {
         snapshot: (s) => this.onSnapshot(s),
         broadcast: (f) => this.onBroadcast(f),
-        status: (status, detail) => this.setConnection(detail ?? STATUS_WORDS[status]),
-        error: (f) => this.say("propose-status", f.message),
+        status: (status, detail) =>
+          this.setConnection(
+            (status === "refused" ? this.finalWords : null) ?? detail ?? STATUS_WORDS[status],
+          ),
+        error: (f) => this.onUnaskedError(f),
+        notice: (f) => this.onNotice(f),
         clock: () => this.flushChunks(),
       },
       () => this.localNow(),
@@ -124,6 +150,7 @@ export class RoomPage {
       this.noteChunk(frame as unknown as ChunkAnnouncement);
       return;
     }
+    if (frame.type === "moderated") this.finalWords = String(frame.message ?? "") || null;
     const change = applyBroadcast(this.state, frame);
     this.state = change.state;
     if (change.announce) {
@@ -131,6 +158,31 @@ export class RoomPage {
       if (frame.type === "round_result") this.say("last-result", change.announce);
     }
     this.render();
+  }
+
+  /** The host muted or unmuted me: said in the live region, and kept next to the propose and
+   * vote controls while it lasts. */
+  private onNotice(frame: Frame): void {
+    this.setMute(muteFromNotice(this.mute, frame));
+    announce(this.announcer, this.mute?.message ?? String(frame.message ?? ""));
+  }
+
+  /** An error frame that answers nothing: rate limits, and the last words before a final close
+   * (kicked, banned, suspended), which the connection status keeps. */
+  private onUnaskedError(frame: ErrorFrame): void {
+    if (["kicked", "banned", "suspended"].includes(frame.code)) {
+      this.finalWords = frame.message;
+      announce(this.announcer, frame.message);
+    }
+    this.say("propose-status", frame.message);
+  }
+
+  private setMute(mute: MuteState | null): void {
+    this.mute = mute;
+    const note = byId("mute-note");
+    if (!note) return;
+    note.hidden = mute === null;
+    note.textContent = mute?.message ?? "";
   }
 
   private noteChunk(chunk: ChunkAnnouncement): void {
@@ -231,6 +283,7 @@ export class RoomPage {
   private tick(): void {
     const state = this.state;
     if (!state) return;
+    if (muteOver(this.mute, this.serverNow())) this.setMute(null);
     const countdown = byId("countdown");
     if (countdown) {
       const left = countdownS(state.round, this.serverNow());
@@ -300,6 +353,11 @@ export class RoomPage {
     }
     const host = byId("host-panel");
     if (host) host.hidden = state.role !== "host";
+    const approval = byId<HTMLButtonElement>("approval-toggle");
+    const on = approvalOnly(state.room.mode);
+    approval?.setAttribute("aria-pressed", String(on));
+    const modeNote = byId("pending-mode");
+    if (modeNote) modeNote.hidden = on;
     const pause = byId<HTMLButtonElement>("pause-button");
     if (pause) {
       pause.textContent = state.status === "paused" ? "Resume" : "Pause";
@@ -419,6 +477,9 @@ export class RoomPage {
     } catch (error) {
       const message =
         error instanceof RequestError ? error.frame.message : (error as Error).message;
+      if (error instanceof RequestError && error.frame.code === "muted") {
+        this.setMute(muteFromError(this.mute, message));
+      }
       this.say(statusId, message);
       return null;
     }
@@ -439,6 +500,23 @@ export class RoomPage {
     this.say("propose-status", `Previewing: ${proposalLabel(p)}.`);
     await audio.playAudition(p.audition.url);
     this.say("propose-status", "");
+  }
+
+  /** The host mutes, unmutes or kicks the author of a ballot entry (by proposal id, so signed-out
+   * authors too); the answer goes to the ballot's status line. */
+  async restrict(kind: Restriction, p: Proposal, minutes: number): Promise<void> {
+    const whose = `“${proposalLabel(p)}”`;
+    const ack = await this.act(restrictFrame(kind, p.id, minutes), "ballot-status");
+    if (!ack) return;
+    if (kind === "mute") this.mutedAuthors.add(authorKey(p));
+    if (kind === "unmute") this.mutedAuthors.delete(authorKey(p));
+    this.say("ballot-status", restrictionDone(kind, ack, whose));
+    this.render();
+  }
+
+  private async setApprovalOnly(on: boolean): Promise<void> {
+    const ack = await this.act(approvalFrame(on));
+    if (ack) this.say("action-status", approvalDone(Boolean(ack.on)));
   }
 
   private async propose(body: Record<string, unknown>, describe: string): Promise<void> {
@@ -538,6 +616,9 @@ export class RoomPage {
       void this.act({ type: (e.target as HTMLElement).dataset.action ?? "pause" }),
     );
     byId("skip-round")?.addEventListener("click", () => void this.act({ type: "skip" }));
+    byId("approval-toggle")?.addEventListener("click", (e) =>
+      void this.setApprovalOnly((e.currentTarget as HTMLElement).getAttribute("aria-pressed") !== "true"),
+    );
     byId("hard-cut")?.addEventListener("click", () => void this.act({ type: "hard_cut" }));
     byId("end-room")?.addEventListener("click", () => {
       if (confirm("End this room for everyone?")) void this.act({ type: "end" });
@@ -574,6 +655,11 @@ export class RoomPage {
   }
 }
 
+/** Whose mute a ballot entry's Mute/Unmute button shows: an account by name, a guest by entry. */
+function authorKey(p: Proposal): string {
+  return p.author ? `user:${p.author}` : `proposal:${p.id}`;
+}
+
 /** One proposal on the ballot: updated in place so focus stays on its buttons while tallies move. */
 class BallotRow {
   readonly el: HTMLLIElement;
@@ -584,9 +670,18 @@ class BallotRow {
   private readonly voteButton: HTMLButtonElement;
   private readonly previewButton: HTMLButtonElement;
   private readonly vetoButton: HTMLButtonElement;
+  private readonly reportButton: HTMLButtonElement;
+  /** Host only: mute or kick the author, for a time chosen from a small select. */
+  private readonly hostTools: HTMLDivElement;
+  private readonly minutes: HTMLSelectElement;
+  private readonly muteButton: HTMLButtonElement;
+  private readonly kickButton: HTMLButtonElement;
   private proposal: Proposal;
 
-  constructor(p: Proposal, page: RoomPage) {
+  constructor(
+    p: Proposal,
+    private readonly page: RoomPage,
+  ) {
     this.proposal = p;
     this.label = h("span", { class: "label" });
     this.author = h("span", { class: "meta" });
@@ -598,15 +693,51 @@ class BallotRow {
     this.previewButton.addEventListener("click", () => void page.preview(this.proposal));
     this.vetoButton = h("button", { type: "button", class: "veto danger" }, "Veto");
     this.vetoButton.addEventListener("click", () =>
-      void page.act({ type: "veto", proposal_id: this.proposal.id }),
+      void page.act({ type: "veto", proposal_id: this.proposal.id }, "ballot-status"),
+    );
+    // Opened by report-dialog.ts (wireReports, in entries/room.ts) from its data attributes, as the
+    // template's buttons are.
+    this.reportButton = h(
+      "button",
+      {
+        type: "button",
+        class: "link small report-button",
+        "data-report-type": "proposal",
+        "data-report-id": p.id,
+        "data-report-share": page.config.share_token,
+        "aria-haspopup": "dialog",
+      },
+      "Report",
+    );
+    this.minutes = h(
+      "select",
+      { class: "minutes" },
+      ...RESTRICTION_CHOICES.map((c) => h("option", { value: c.minutes }, c.label)),
+    );
+    this.muteButton = h("button", { type: "button", class: "mute" }, "Mute author");
+    this.muteButton.addEventListener("click", () => {
+      const muted = page.mutedAuthors.has(authorKey(this.proposal));
+      void page.restrict(muted ? "unmute" : "mute", this.proposal, Number(this.minutes.value));
+    });
+    this.kickButton = h("button", { type: "button", class: "kick danger" }, "Kick author");
+    this.kickButton.addEventListener("click", () =>
+      void page.restrict("kick", this.proposal, Number(this.minutes.value)),
+    );
+    this.hostTools = h(
+      "div",
+      { class: "host-tools", role: "group" },
+      this.muteButton,
+      this.kickButton,
+      h("label", {}, "for ", this.minutes),
     );
     this.el = h(
       "li",
       { class: "proposal", "data-proposal-id": p.id },
-      h("div", { class: "what" }, this.label, " ", this.author),
+      h("div", { class: "what" }, this.label, " ", this.author, " ", this.reportButton),
       h("span", { class: "bar", "aria-hidden": "true" }, this.fill),
       this.count,
       h("div", { class: "actions" }, this.voteButton, this.previewButton, this.vetoButton),
+      this.hostTools,
     );
   }
 
@@ -615,7 +746,7 @@ class BallotRow {
     const label = proposalLabel(p);
     const pct = total ? Math.round((votes / total) * 100) : 0;
     if (this.label.textContent !== label) this.label.textContent = label;
-    this.author.textContent = p.author ? `by ${p.author}` : "";
+    this.author.textContent = `by ${p.author ?? "a guest"}`;
     this.fill.style.width = `${pct}%`;
     this.count.textContent = `${votes} vote${votes === 1 ? "" : "s"}${total ? ` (${pct}%)` : ""}`;
     this.voteButton.setAttribute("aria-pressed", String(mine));
@@ -626,6 +757,19 @@ class BallotRow {
     this.previewButton.setAttribute("aria-label", `Preview ${label}`);
     this.vetoButton.hidden = state.role !== "host";
     this.vetoButton.setAttribute("aria-label", `Veto ${label}`);
+    // Hosts mute or veto rather than report; signed-out visitors cannot report.
+    this.reportButton.hidden = state.role === "host" || !this.page.config.signed_in;
+    this.reportButton.dataset.reportWhat = `the idea “${label}”`;
+    this.reportButton.setAttribute("aria-label", `Report ${label}`);
+    this.hostTools.hidden = !canRestrictAuthor(p, state.role, state.room.host);
+    if (!this.hostTools.hidden) {
+      const muted = this.page.mutedAuthors.has(authorKey(p));
+      this.hostTools.setAttribute("aria-label", `Host tools for the author of ${label}`);
+      this.muteButton.textContent = muted ? "Unmute author" : "Mute author";
+      this.muteButton.setAttribute("aria-label", `${muted ? "Unmute" : "Mute"} author of ${label}`);
+      this.kickButton.setAttribute("aria-label", `Kick author of ${label}`);
+      this.minutes.setAttribute("aria-label", `How long to mute or kick the author of ${label}`);
+    }
     this.el.classList.toggle("mine", mine);
   }
 }

@@ -159,6 +159,12 @@ export function applyBroadcast(state: RoomState, frame: Frame): Change {
         },
       };
     }
+    case "moderated":
+      // The moderators closed, removed or hid the room; the socket closes next (4451).
+      return {
+        state: { ...state, status: frame.action === "hid" ? state.status : "ended" },
+        announce: String(frame.message || "A moderator closed this room."),
+      };
     default:
       return { state };
   }

@@ -17,17 +17,21 @@ same sliding context as rooms. What makes it a *song* rather than an excerpt:
   not part of the output). We chose tokens-as-context over a learned embedding of the tokens
   because it needs no extra training and carries timbre, tempo and key at once; its effect is
   measured by ``influence_gain`` in ``python -m generation.eval lm``.
-* **Best-of-n** (``candidates=n``): n seeds are generated and a critic (``critic(pcm, sr) ->
-  score``; the reward model of the tuning loop plugs in here, and ``CHORUS_CRITIC=path`` loads
-  a saved one: generation/tuning/critic.py) picks one; without a critic the first is kept. All
-  candidates' scores go into the provenance.
+* **Best-of-n** (``candidates=n``): n seeds are generated in one batch and a critic
+  (``critic(pcm, sr) -> score``; the reward model of the tuning loop plugs in here: a model
+  version's ``<name>.critic.pt`` beside its checkpoint, or ``CHORUS_CRITIC=path``; see
+  generation/tuning/critic.py) picks one; without a critic the first is kept. A share of picks
+  (``explore_share``) is made at random instead, so the critic can be judged off-policy: the
+  provenance records every score, the policy that picked and the chosen one's propensity.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import soundfile
@@ -106,6 +110,29 @@ def expand(engine: Engine, prompt: str, controls: Controls) -> tuple[Controls, d
     return replace(controls, **fill), added
 
 
+def pick_candidate(
+    scores: Sequence[float | None], explore_share: float, rng: random.Random
+) -> tuple[int, str, float]:
+    """Best-of-n's pick: (index, policy, propensity). The critic's favourite, except that a share
+    ``explore_share`` of picks is uniform at random; the propensity is the chance the pick had,
+    for off-policy evaluation: (1 - share) * [it is the favourite] + share / n."""
+    n = len(scores)
+    if n == 1 or any(s is None for s in scores):
+        return 0, "first", 1.0
+    best = int(np.argmax(scores))
+    if rng.random() < explore_share:
+        chosen, policy = rng.randrange(n), "random"
+    else:
+        chosen, policy = best, "critic"
+    return chosen, policy, (1.0 - explore_share) * (chosen == best) + explore_share / n
+
+
+def critic_beside(checkpoint: str | Path) -> Path:
+    """Where a model version's critic lives: ``<name>.critic.pt`` beside ``<name>.pt``."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(f"{checkpoint.stem}.critic.pt")
+
+
 class ChorusSongGenerator:
     """The project's own model behind the SongGenerator interface (registry name "chorus")."""
 
@@ -118,25 +145,96 @@ class ChorusSongGenerator:
             self.critic = load_critic(os.environ["CHORUS_CRITIC"], self.engine.codec)
         self.model_version = self.engine.model_version
 
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | Path) -> ChorusSongGenerator:
+        """A registered model version: its LM checkpoint (the version is named by the file's
+        stem) and the critic trained beside it, if there is one."""
+        engine = Engine.load(checkpoint)
+        critic = None
+        if critic_beside(checkpoint).exists():
+            from generation.tuning.critic import load_critic
+
+            critic = load_critic(critic_beside(checkpoint), engine.codec)
+        return cls(engine, critic)
+
     def generate_song(self, request: SongRequest, progress: ProgressCallback) -> RenderedSong:
         n = max(1, request.candidates)
-        songs, scores = [], []
-        for i in range(n):
-
-            def part(fraction: float, i: int = i) -> None:
-                progress(min(1.0, (i + fraction) / n))
-
-            songs.append(self._one(replace(request, seed=request.seed + i), part))
-            scores.append(
-                self.critic(songs[-1].pcm, songs[-1].sample_rate) if self.critic else None
-            )
-        best = int(np.argmax(scores)) if self.critic else 0
-        song = songs[best]
-        song.provenance["best_of"] = {"n": n, "chosen": best, "scores": scores}
+        songs = self.render([replace(request, seed=request.seed + i) for i in range(n)], progress)
+        scores = [self.critic(s.pcm, s.sample_rate) if self.critic else None for s in songs]
+        chosen, policy, propensity = pick_candidate(
+            scores, request.explore_share, random.Random(request.seed)
+        )
+        song = songs[chosen]
+        song.provenance["best_of"] = {
+            "n": n,
+            "chosen": chosen,
+            "scores": scores,
+            "policy": policy,
+            "propensity": round(propensity, 6),
+        }
         progress(1.0)
         return song
 
-    def _one(self, request: SongRequest, progress: ProgressCallback) -> RenderedSong:
+    def render(
+        self, requests: Sequence[SongRequest], progress: ProgressCallback | None = None
+    ) -> list[RenderedSong]:
+        """Songs for several requests of one length, generated side by side in batched model
+        calls (best-of-n's candidates; evaluations). Each is what it would be alone, up to
+        float rounding in the batch."""
+        engine = self.engine
+        if len({r.duration_s for r in requests}) != 1:
+            raise ValueError("songs rendered together must have one length")
+        plans = [self._plan(r) for r in requests]
+        sessions = []
+        for request, (_, steering_at, _) in zip(requests, plans, strict=True):
+            session = engine.session(
+                request.seed, steering_at(0.0), Sampling(guidance=request.guidance)
+            )
+            if request.reference_path:
+                session.prime(self._reference_codes(request.reference_path))
+            sessions.append(session)
+        total = int(round(requests[0].duration_s * engine.sample_rate))
+        pieces: list[list[np.ndarray]] = [[] for _ in requests]
+        codes: list[list[np.ndarray]] = [[] for _ in requests]
+        current = [s.steering for s in sessions]
+        done = 0
+        while done < total:
+            wanted = [steering_at(done / engine.sample_rate) for _, steering_at, _ in plans]
+            asks = [w if w != c else None for w, c in zip(wanted, current, strict=True)]
+            for i, chunk in enumerate(engine.next_chunks(sessions, asks)):
+                pieces[i].append(chunk.pcm)
+                codes[i].append(chunk.codes)
+            current = wanted
+            done += len(pieces[0][-1])
+            if progress is not None:
+                progress(min(1.0, done / total))
+        songs = []
+        for i, (request, (controls, _, info)) in enumerate(zip(requests, plans, strict=True)):
+            pcm = np.concatenate(pieces[i])[:total]
+            fade = min(len(pcm), engine.sample_rate // 2)  # the last half second fades out
+            pcm[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+            frames = int(np.ceil(len(pcm) / engine.sample_rate * engine.frame_rate))
+            songs.append(
+                RenderedSong(
+                    pcm=pcm.astype(np.float32),
+                    sample_rate=engine.sample_rate,
+                    model_version=self.model_version,
+                    provenance={
+                        "generator": "chorus",
+                        **info,
+                        "seed": request.seed,
+                        "guidance": sessions[i].sampling.guidance,
+                        "controls": controls.as_dict(),
+                        "reference": bool(request.reference_path),
+                    },
+                    codes=np.concatenate(codes[i], axis=-1)[:, :frames],
+                )
+            )
+        return songs
+
+    def _plan(self, request: SongRequest):
+        """(controls, steering at a second, provenance) of one request: its prompt, expanded
+        controls and section plan."""
         engine = self.engine
         prompt = ", ".join([request.prompt, *request.style_tags]).strip(", ")
         controls = Controls.from_dict(dict(request.controls))
@@ -154,40 +252,7 @@ class ChorusSongGenerator:
             section = controls.section or section_at(plan, second)
             return Steering(((prompt, 1.0),) if prompt else (), replace(controls, section=section))
 
-        session = engine.session(
-            request.seed,
-            steering_at(0.0),
-            Sampling(guidance=request.guidance),  # None: default
-        )
-        if request.reference_path:
-            session.prime(self._reference_codes(request.reference_path))
-        total = int(round(request.duration_s * engine.sample_rate))
-        pieces, done, current = [], 0, session.steering
-        while done < total:
-            wanted = steering_at(done / engine.sample_rate)
-            chunk = session.next_chunk(wanted if wanted != current else None)
-            current = wanted
-            pieces.append(chunk.pcm)
-            done += len(chunk.pcm)
-            progress(min(1.0, done / total))
-        pcm = np.concatenate(pieces)[:total]
-        fade = min(len(pcm), engine.sample_rate // 2)  # the last half second fades out
-        pcm[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
-        return RenderedSong(
-            pcm=pcm.astype(np.float32),
-            sample_rate=engine.sample_rate,
-            model_version=self.model_version,
-            provenance={
-                "generator": "chorus",
-                "prompt": prompt,
-                "seed": request.seed,
-                "guidance": session.sampling.guidance,
-                "controls": controls.as_dict(),
-                "expansion": expansion,
-                "sections": plan,
-                "reference": bool(request.reference_path),
-            },
-        )
+        return controls, steering_at, {"prompt": prompt, "expansion": expansion, "sections": plan}
 
     def _reference_codes(self, path: str) -> torch.Tensor:
         audio, rate = soundfile.read(path, dtype="float32", always_2d=True)

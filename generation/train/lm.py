@@ -100,7 +100,8 @@ def train(
     rng = random.Random(cfg.seed)
     step, best = 0, math.inf
     if resume and (out / "last.pt").exists():
-        state = torch.load(out / "last.pt", map_location=device, weights_only=False)
+        # Our own resume file, written by this loop: its optimizer state needs full unpickling.
+        state = torch.load(out / "last.pt", map_location=device, weights_only=False)  # nosec B614
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step, best = state["step"], state["best"]

@@ -10,7 +10,8 @@ from audio alone, and the like rate they report is an honest figure of the loop.
     taste     -> like_probability(taste, attributes)        pure, the ground truth
     listener  =  the shared taste + their own variation + noise on every listen
     actions   =  play_start, progress, complete or skip, thumbs, shares, replays (feedback API
-                 events) and, in a room, the preview they vote for (a websocket vote)
+                 events) and, asked to compare, the candidate they vote for (a feedback vote
+                 for a request's two songs; a websocket vote for a room's previews)
 
 Listeners never see the audio themselves: a driver measures each item once with the probe
 (:func:`measure`) and hands listeners :class:`Heard` items. Their :class:`Action` objects carry
@@ -163,6 +164,9 @@ class Habits:
     thumb_rate: float = 0.3  # how often a listener bothers to thumb at all
     share_rate: float = 0.08  # shares (or replays) something they liked
     vote_temperature: float = 1.0  # Luce choice over log-odds: 0 picks the favourite always
+    # asked to compare (an A/B, a round's previews), a listener hears each candidate at least
+    # this far before moving on: a fair hearing, or the choice would mean little
+    fair_hearing: float = 0.5
 
 
 class Listener:
@@ -177,8 +181,9 @@ class Listener:
         logit = self.taste.logit(attributes) + self.rng.gauss(0.0, self.habits.listen_noise)
         return self.rng.random() < 1.0 / (1.0 + math.exp(-logit))
 
-    def listen(self, item: Heard) -> list[Action]:
-        """Play the item: how far they get, and any thumb, share or replay on the way."""
+    def listen(self, item: Heard, at_least: float = 0.0) -> list[Action]:
+        """Play the item: how far they get (``at_least`` this fraction), and any thumb, share or
+        replay on the way."""
         h, rng = self.habits, self.rng
         liked = self.likes(item.attributes)
         if liked:
@@ -187,6 +192,7 @@ class Listener:
             fraction = rng.uniform(0.05, 0.25)
         else:
             fraction = rng.uniform(0.25, 0.9)
+        fraction = max(fraction, at_least)
         duration = item.duration_s
         actions = [self._act(item, "play_start", 0.0, position_s=0.0)]
         for mark in PROGRESS_MARKS:
@@ -206,11 +212,12 @@ class Listener:
         return actions
 
     def choose(self, candidates: Sequence[Heard]) -> tuple[int, list[Action]]:
-        """A round's previews: hear each, then pick one (the index of the vote). The choice is
-        Luce's over their log-odds, the Bradley–Terry model the critic assumes."""
+        """A comparison (a round's previews, a request's two candidates): hear each (a fair
+        hearing: at least ``habits.fair_hearing`` of it), then pick one (the index of the vote).
+        The choice is Luce's over their log-odds, the Bradley–Terry model the critic assumes."""
         actions, offset = [], 0.0
         for item in candidates:
-            heard = self.listen(item)
+            heard = self.listen(item, at_least=self.habits.fair_hearing)
             actions += [replace(a, at_s=a.at_s + offset) for a in heard]
             offset += max(a.at_s for a in heard) + 0.5
         t = self.habits.vote_temperature
@@ -220,6 +227,11 @@ class Listener:
         top = max(logits)
         weights = [math.exp((x - top) / t) for x in logits]
         return self.rng.choices(range(len(candidates)), weights)[0], actions
+
+    def vote(self, item: Heard, at_s: float) -> Action:
+        """The vote for a candidate, as the feedback API takes it (rooms vote over the
+        websocket instead, and the service records the round)."""
+        return self._act(item, "vote", at_s, value=1.0)
 
     def _act(self, item: Heard, kind: str, at: float, **fields) -> Action:
         return Action(

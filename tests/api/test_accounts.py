@@ -132,6 +132,7 @@ def test_me_describes_the_signed_in_user(alice_api, alice):
         "email": "alice@example.com",
         "is_staff": False,
         "date_joined": me["date_joined"],
+        "quota": me["quota"],  # today's generation quota: tests/safety
     }
 
 

@@ -106,6 +106,10 @@ def test_every_host_control_is_a_message_type_of_its_own():
         "approve",
         "reject",
         "slow_mode",
+        "approval",
+        "mute",
+        "unmute",
+        "kick",
     } == protocol.HOST_TYPES
     assert not protocol.HOST_TYPES & set(protocol.PARTICIPANT_MESSAGES)
 

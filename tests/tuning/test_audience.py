@@ -151,3 +151,48 @@ def test_a_b_feedback_from_the_audience_becomes_pairs_that_agree_with_the_hidden
     agree = sum(p.chosen.target_id.startswith("good") for p in labels.pairs)
     assert len(labels.pairs) > 60
     assert agree / len(labels.pairs) > 0.75
+
+
+def test_asked_to_compare_a_listener_hears_each_candidate_fairly_and_votes():
+    listener = Listener("sim-0", TASTE, seed=4)
+    pair = [
+        Heard("song", "a", 10.0, attrs("ambient", 70.0, "major"), "request:9", 0),
+        Heard("song", "b", 10.0, attrs("techno"), "request:9", 1),
+    ]
+    for _ in range(50):
+        choice, actions = listener.choose(pair)
+        for target in ("a", "b"):
+            ends = [a for a in actions if a.target_id == target and a.kind in ("skip", "complete")]
+            assert ends[0].position_s >= 0.5 * 10.0  # never skipped before half
+        vote = listener.vote(pair[choice], max(a.at_s for a in actions) + 1).as_api()
+        assert vote == {
+            "kind": "vote",
+            "target_type": "song",
+            "target_id": pair[choice].target_id,
+            "value": 1.0,
+            "choice_set": "request:9",
+            "slot": choice,
+        }
+
+
+def test_votes_on_a_b_songs_become_pairs_that_agree_with_the_hidden_taste():
+    shared = Taste(styles={"techno": 1.5, "ambient": -1.5}, bpm=124.0)
+    rows = []
+    for i, listener in enumerate(audience(shared, 100, seed=5)):
+        items = [
+            Heard("song", f"good{i}", 10.0, attrs("techno"), f"request:{i}", 0, "v1"),
+            Heard("song", f"bad{i}", 10.0, attrs("ambient"), f"request:{i}", 1, "v1"),
+        ]
+        choice, actions = listener.choose(items)
+        vote = listener.vote(items[choice], max(a.at_s for a in actions) + 1)
+        rows += [
+            a.as_row(listener.name, items[0]) for a in actions if a.target_id == items[0].target_id
+        ]
+        rows += [
+            a.as_row(listener.name, items[1]) for a in actions if a.target_id == items[1].target_id
+        ]
+        rows.append(vote.as_row(listener.name, items[choice]))
+    labels = build_labels(rows)
+    assert len(labels.pairs) > 90  # both candidates were heard: nearly every comparison counts
+    agree = sum(p.chosen.target_id.startswith("good") for p in labels.pairs)
+    assert agree / len(labels.pairs) > 0.75

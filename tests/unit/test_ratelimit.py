@@ -6,8 +6,10 @@ The rules are checked with an explicit `now`, so no test depends on where the re
 from __future__ import annotations
 
 import os
+import re
 import types
 import uuid
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -206,3 +208,53 @@ def test_the_redis_backend_resets(redis_backend):
     redis_backend.reset()
 
     assert ratelimit_check(domain="song_create", key=key, now=HOUR_START).allowed
+
+
+# --- One table, applied everywhere -----------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+CALL_SITE = re.compile(r"""domain=["'](\w+)["']|RATE_DOMAIN = ["'](\w+)["']""")
+
+
+def domains_named_in_code() -> dict[str, set[str]]:
+    """domain -> the source files that name it at a call site."""
+    found: dict[str, set[str]] = {}
+    for folder in ("webapp", "collab"):
+        for path in (ROOT / folder).rglob("*.py"):
+            if path.name == "ratelimit.py" or "migrations" in path.parts:
+                continue
+            for match in CALL_SITE.finditer(path.read_text(encoding="utf-8")):
+                domain = match.group(1) or match.group(2)
+                found.setdefault(domain, set()).add(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_every_domain_a_call_site_names_has_its_rules_in_the_one_table():
+    named = domains_named_in_code()
+
+    assert set(named) <= set(RULES), {d: named[d] for d in set(named) - set(RULES)}
+    # Generation, proposals, their previews, votes and the API itself are all limited.
+    assert {"api", "song_create", "room_propose", "room_audition", "room_vote"} <= set(named)
+
+
+@pytest.mark.parametrize("backend_name", ["memory", "redis"])
+def test_a_batch_of_votes_is_counted_by_the_same_rules_in_one_call(
+    request, backend_name, monkeypatch
+):
+    """Votes (collab/votes.py) count a whole batch with one ratelimit_check_many: on Redis one
+    run of HIT_SCRIPT, the Redis backend of the same `room_vote` rules (4 a second)."""
+    backend = request.getfixturevalue("redis_backend" if backend_name == "redis" else "memory")
+    calls = []
+    real_hit_many = backend.hit_many
+    monkeypatch.setattr(
+        backend, "hit_many", lambda hits, now: calls.append(len(hits)) or real_hit_many(hits, now)
+    )
+    voter, other = f"user:{uuid.uuid4()}", f"user:{uuid.uuid4()}"
+
+    decisions = ratelimit.ratelimit_check_many(
+        domain="room_vote", keys=[voter] * 5 + [other], now=HOUR_START + 0.5
+    )
+
+    assert [d.allowed for d in decisions] == [True] * 4 + [False, True]
+    assert decisions[4].retry_after_s == pytest.approx(0.5)
+    assert calls == [6 * len(RULES["room_vote"])]  # one round trip for the batch

@@ -13,8 +13,10 @@ from webapp.accounts.services import (
     user_revoke_api_token,
     user_signup,
 )
-from webapp.errors import ServiceError
+from webapp.errors import Forbidden, ServiceError
+from webapp.moderation.selectors import sanction_for_credentials
 from webapp.ratelimit import client_key, ratelimit_enforce
+from webapp.safety.quotas import quota_get
 
 
 class UserSerializer(serializers.Serializer):
@@ -23,6 +25,24 @@ class UserSerializer(serializers.Serializer):
     email = serializers.EmailField()
     is_staff = serializers.BooleanField()
     date_joined = serializers.DateTimeField()
+
+
+class QuotaSerializer(serializers.Serializer):
+    """Today's generation quota (UTC day); null limits and `left`s: no limit (staff)."""
+
+    day = serializers.DateField()
+    resets_at = serializers.DateTimeField()
+    exempt = serializers.BooleanField()
+    seconds_limit = serializers.FloatField(allow_null=True)
+    seconds_used = serializers.FloatField()
+    seconds_left = serializers.FloatField(allow_null=True)
+    songs_limit = serializers.IntegerField(allow_null=True)
+    songs_used = serializers.IntegerField()
+    songs_left = serializers.IntegerField(allow_null=True)
+
+
+class MeSerializer(UserSerializer):
+    quota = QuotaSerializer()
 
 
 class SignupSerializer(serializers.Serializer):
@@ -67,6 +87,9 @@ class TokenApi(APIView):
         form.is_valid(raise_exception=True)
         user = authenticate(request, **form.validated_data)
         if user is None:
+            sanction = sanction_for_credentials(**form.validated_data)
+            if sanction is not None:
+                raise Forbidden(sanction.describe())
             raise ServiceError("Wrong username or password.", code="bad_credentials")
         return Response({"token": user_api_token(user=user), "user": UserSerializer(user).data})
 
@@ -81,6 +104,7 @@ class TokenApi(APIView):
 class MeApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
-    @extend_schema(responses=UserSerializer)
+    @extend_schema(responses=MeSerializer)
     def get(self, request):
-        return Response(UserSerializer(request.user).data)
+        quota = quota_get(user=request.user).as_dict()
+        return Response({**UserSerializer(request.user).data, "quota": quota})

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth import get_user_model, login
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from webapp.accounts.services import user_signup
 from webapp.errors import ServiceError
+from webapp.moderation.selectors import sanction_for_credentials
 from webapp.ratelimit import RateLimited, client_key, ratelimit_enforce
 from webapp.songs.selectors import song_list_for_owner, song_list_public_of
 
@@ -15,6 +19,27 @@ class SignupForm(UserCreationForm):
     class Meta(UserCreationForm.Meta):
         model = get_user_model()
         fields = ("username", "email")
+
+
+class LoginForm(AuthenticationForm):
+    """Django's login form, which says why a banned or suspended account cannot log in (to
+    whoever knows its password; to anyone else it is a wrong password, as before)."""
+
+    def clean(self):
+        try:
+            return super().clean()
+        except ValidationError:
+            sanction = sanction_for_credentials(
+                username=self.cleaned_data.get("username") or "",
+                password=self.cleaned_data.get("password") or "",
+            )
+            if sanction is not None:
+                raise ValidationError(sanction.describe(), code="sanctioned") from None
+            raise
+
+
+class LoginView(auth_views.LoginView):
+    authentication_form = LoginForm
 
 
 @require_http_methods(["GET", "POST"])
@@ -33,7 +58,7 @@ def signup(request):
         except ServiceError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            login(request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
             return redirect("profile", username=user.username)
     status = 400 if request.method == "POST" else 200
     return render(request, "registration/signup.html", {"form": form}, status=status)

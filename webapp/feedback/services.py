@@ -28,6 +28,10 @@ class Target:
     seed: int | None
     conditioning: dict
     song: Song | None = None  # for songs: thumbs also move the listener's like state
+    # a target shown in a choice set by design (webapp/tuning/exposure.py): its set and slot
+    # are the server's record, and replace whatever the client said
+    choice_set: str = ""
+    slot: int | None = None
 
 
 # target_type -> resolve(ids, user, share tokens by id) -> {id: Target} for the ids the caller
@@ -48,15 +52,24 @@ def _resolve_songs(ids: list[str], user, share_tokens: dict[str, str | None]) ->
         song = songs.get(key or "")
         if song is None or not song_can_view(song, user, share_token=share_tokens.get(original)):
             continue
+        exposure = song.exposure or {}
+        conditioning = {
+            "prompt": song.prompt,
+            "style_tags": song.style_tags,
+            "guidance": song.guidance,
+        }
+        if exposure:  # shown beside another candidate: the propensity of its slot
+            conditioning["exposure"] = exposure
+        best_of = (song.provenance or {}).get("best_of") or {}
+        if best_of.get("n", 1) > 1:  # picked from n by the critic, or at random: with what chance
+            conditioning["best_of"] = {k: best_of.get(k) for k in ("n", "policy", "propensity")}
         found[original] = Target(
             model_version=song.model_version,
             seed=song.seed,
-            conditioning={
-                "prompt": song.prompt,
-                "style_tags": song.style_tags,
-                "guidance": song.guidance,
-            },
+            conditioning=conditioning,
             song=song,
+            choice_set=str(exposure.get("choice_set", ""))[:64],
+            slot=exposure.get("slot"),
         )
     return found
 
@@ -154,8 +167,8 @@ def feedback_record_batch(
                 target_id=target_id,
                 value=THUMBS.get(event.kind, event.value),
                 position_s=event.position_s,
-                choice_set=event.choice_set,
-                slot=event.slot,
+                choice_set=target.choice_set or event.choice_set,
+                slot=target.slot if target.choice_set else event.slot,
                 model_version=target.model_version[:64],
                 seed=target.seed,
                 conditioning=target.conditioning,

@@ -13,7 +13,8 @@ from rest_framework.views import APIView
 from webapp.api.pagination import CursorPage
 from webapp.errors import NotFound
 from webapp.public_cache import TTL_HEADER
-from webapp.songs import selectors, services
+from webapp.safety.quotas import QuotaExceeded
+from webapp.songs import selectors, services, uploads
 from webapp.songs.audio import FORMATS
 from webapp.songs.models import Song
 from webapp.songs.serializers import (
@@ -59,13 +60,27 @@ class SongListCreateApi(ListAPIView):
         filters.is_valid(raise_exception=True)
         return selectors.song_list_for_owner(owner=self.request.user, **filters.validated_data)
 
+    def initialize_request(self, request, *args, **kwargs):
+        # Before anything reads the body: a reference clip streams to a temporary file, and
+        # reading stops at the upload cap (webapp/songs/uploads.py).
+        if request.method == "POST":
+            uploads.reference_upload_install(request)
+        return super().initialize_request(request, *args, **kwargs)
+
     @extend_schema(request=SongCreateSerializer, responses={202: SongDetailSerializer})
     def post(self, request):
         form = SongCreateSerializer(data=request.data)
+        uploads.reference_upload_check(request)
         form.is_valid(raise_exception=True)
         song = services.song_create(owner=request.user, **form.validated_data)
         body = SongDetailSerializer(song, context={"request": request}).data
         return Response(body, status=status.HTTP_202_ACCEPTED)
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        if isinstance(exc, QuotaExceeded):  # 429: say when to try again, as rate limits do
+            response["Retry-After"] = str(int(exc.retry_after_s))
+        return response
 
 
 class SongDetailApi(APIView):

@@ -80,6 +80,9 @@ class Song(models.Model):
     model_version = models.CharField(max_length=64, blank=True)
     is_placeholder = models.BooleanField(default=False)
     provenance = models.JSONField(default=dict, blank=True)
+    # Exposure by design (webapp/tuning/exposure.py): a request answered with two candidates to
+    # compare names their choice set, this one's slot and the chance of that slot (propensity).
+    exposure = models.JSONField(default=dict, blank=True)
 
     visibility = models.CharField(
         max_length=16, choices=Visibility.choices, default=Visibility.PRIVATE

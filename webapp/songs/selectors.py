@@ -22,9 +22,12 @@ def _one(songs: QuerySet) -> Song | None:
 
 
 def song_can_view(song: Song, user, *, share_token: str | None = None) -> bool:
-    """Owners and admins see everything; public songs anyone; unlisted ones by share token only."""
+    """Owners and admins see everything; public songs anyone; unlisted ones by share token only.
+    A song the moderators hid or removed: its owner (who sees it marked) and admins only."""
     if song_can_edit(song, user):
         return True
+    if song.moderation != Song.Moderation.VISIBLE:
+        return False
     if song.visibility == Song.Visibility.PUBLIC:
         return True
     if song.visibility == Song.Visibility.UNLISTED:
@@ -70,7 +73,10 @@ def song_list_for_owner(
 def song_list_public_of(*, owner) -> QuerySet:
     return (
         Song.objects.filter(
-            owner=owner, visibility=Song.Visibility.PUBLIC, status=Song.Status.READY
+            owner=owner,
+            visibility=Song.Visibility.PUBLIC,
+            status=Song.Status.READY,
+            moderation=Song.Moderation.VISIBLE,
         )
         .select_related("owner")
         .defer(*LIST_DEFERRED)
@@ -78,9 +84,13 @@ def song_list_public_of(*, owner) -> QuerySet:
 
 
 def song_feed(*, sort: str = "newest") -> QuerySet:
-    """Public, ready songs: newest first, or most liked first."""
+    """Public, ready songs: newest first, or most liked first (none the moderators hid)."""
     songs = (
-        Song.objects.filter(visibility=Song.Visibility.PUBLIC, status=Song.Status.READY)
+        Song.objects.filter(
+            visibility=Song.Visibility.PUBLIC,
+            status=Song.Status.READY,
+            moderation=Song.Moderation.VISIBLE,
+        )
         .select_related("owner")
         .defer(*LIST_DEFERRED)
     )

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import json
+
 from rest_framework import serializers
+from rest_framework.utils import html
 
 from generation.interface import MAX_SONG_SECONDS, MIN_SONG_SECONDS
 from webapp.songs.audio import FORMATS
@@ -15,6 +18,24 @@ from webapp.songs.models import (
 )
 from webapp.songs.selectors import song_can_edit
 from webapp.songs.services import MAX_SEED
+
+
+class ControlsField(serializers.DictField):
+    """An object of controls: a JSON object in a JSON body, or the same object as text in a
+    multipart form (a request that uploads a reference clip)."""
+
+    def get_value(self, dictionary):
+        if html.is_html_input(dictionary) and isinstance(dictionary.get(self.field_name), str):
+            return dictionary[self.field_name]
+        return super().get_value(dictionary)
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            try:
+                data = json.loads(data) if data.strip() else {}
+            except ValueError:
+                self.fail("not_a_dict", input_type="text that is not JSON")
+        return super().to_internal_value(data)
 
 
 class SongCreateSerializer(serializers.Serializer):
@@ -38,13 +59,14 @@ class SongCreateSerializer(serializers.Serializer):
         max_length=MAX_STYLE_TAGS,
         default=list,
     )
-    controls = serializers.DictField(
+    controls = ControlsField(
         required=False,
         default=dict,
         help_text=(
             "Structured controls: bpm (40-220), energy and brightness (0-1), key (C, C#/Db...), "
             "mode (major|minor), section (intro, build, drop, breakdown, outro...), "
-            "instruments_in and instruments_out (lists of instrument names)."
+            "instruments_in and instruments_out (lists of instrument names). In a multipart "
+            "form, the same object as JSON text."
         ),
     )
     expand_prompt = serializers.BooleanField(
@@ -52,6 +74,16 @@ class SongCreateSerializer(serializers.Serializer):
     )
     title = serializers.CharField(max_length=MAX_TITLE_CHARS, required=False, allow_blank=True)
     visibility = serializers.ChoiceField(choices=Song.Visibility.choices, default="private")
+    reference = serializers.FileField(
+        required=False,
+        allow_empty_file=True,  # refused by the service, with the upload's other errors
+        use_url=False,
+        help_text=(
+            "Influence: a 2-60 s audio clip (WAV, FLAC, Ogg, MP3 or AIFF; at most 10 MB, "
+            "8-96 kHz, mono or stereo) whose style steers the song. Send the request as "
+            "multipart/form-data."
+        ),
+    )
 
 
 class SongUpdateSerializer(serializers.Serializer):
@@ -88,6 +120,10 @@ class SongListItemSerializer(serializers.Serializer):
     like_count = serializers.IntegerField()
     model_version = serializers.CharField()
     is_placeholder = serializers.BooleanField()
+    moderation = serializers.ChoiceField(
+        choices=Song.Moderation.choices,
+        help_text="visible; hidden or removed by the moderators (only its owner sees it then).",
+    )
     created_at = serializers.DateTimeField()
 
     def to_representation(self, song: Song) -> dict:
@@ -104,6 +140,7 @@ class SongListItemSerializer(serializers.Serializer):
             "like_count": song.like_count,
             "model_version": song.model_version,
             "is_placeholder": song.is_placeholder,
+            "moderation": song.moderation,
             "created_at": _iso(song.created_at),
         }
 
@@ -126,6 +163,17 @@ class SongDetailSerializer(SongListItemSerializer):
     downloads = serializers.DictField(child=serializers.CharField())
     share_url = serializers.CharField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
+    exposure = serializers.DictField(
+        help_text=(
+            "Empty, or when the request was answered with two candidates to compare: "
+            "choice_set, this song's slot, its propensity and the candidates' ids in slot order."
+        )
+    )
+    reference = serializers.DictField(
+        allow_null=True,
+        help_text="The Influence clip the song was made with, if any: format, subtype, "
+        "sample_rate, channels, duration_s, bytes (the clip itself is not served).",
+    )
 
     def to_representation(self, song: Song) -> dict:
         request = self.context.get("request")
@@ -145,6 +193,8 @@ class SongDetailSerializer(SongListItemSerializer):
             "downloads": song_download_urls(song, self.context.get("share_token")),
             "share_url": f"/s/{song.share_token}/" if can_edit else None,
             "finished_at": _iso(song.finished_at),
+            "exposure": song.exposure or {},
+            "reference": song.reference_info or None,
         }
 
 
@@ -153,7 +203,7 @@ def song_api_url(song: Song) -> str:
 
 
 def song_download_urls(song: Song, share_token: str | None) -> dict[str, str]:
-    if not song.is_ready:
+    if not song.is_ready or song.moderation == Song.Moderation.REMOVED:
         return {}
     suffix = f"&share_token={share_token}" if share_token else ""
     base = f"{API_SONGS_PREFIX}{song.pk}/download/?format="

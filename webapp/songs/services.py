@@ -28,11 +28,13 @@ from generation.interface import (
     get_song_generator,
 )
 from generation.steering import Controls
-from webapp.errors import ServiceError
+from webapp.errors import NotFound, ServiceError
 from webapp.jobs import enqueue
 from webapp.public_cache import public_content_changed
 from webapp.ratelimit import ratelimit_enforce
-from webapp.songs import audio
+from webapp.safety.checks import text_check_allowed, texts_check_allowed
+from webapp.safety.quotas import quota_check, quota_consume
+from webapp.songs import audio, uploads
 from webapp.songs.models import (
     MAX_GUIDANCE,
     MAX_PROMPT_CHARS,
@@ -68,6 +70,7 @@ def song_clean_prompt(prompt: str) -> str:
             f"The prompt is too long ({len(prompt)} characters; at most {MAX_PROMPT_CHARS}).",
             field="prompt",
         )
+    text_check_allowed(prompt, field="prompt")
     return prompt
 
 
@@ -77,6 +80,7 @@ def song_clean_title(title: str) -> str:
         raise ServiceError("A song needs a title.", field="title")
     if len(title) > MAX_TITLE_CHARS:
         raise ServiceError(f"Titles are at most {MAX_TITLE_CHARS} characters.", field="title")
+    text_check_allowed(title, field="title")
     return title
 
 
@@ -95,6 +99,7 @@ def song_clean_style_tags(tags: list[str]) -> list[str]:
             cleaned.append(tag)
     if len(cleaned) > MAX_STYLE_TAGS:
         raise ServiceError(f"At most {MAX_STYLE_TAGS} style tags.", field="style_tags")
+    texts_check_allowed(cleaned, field="style_tags")
     return cleaned
 
 
@@ -169,9 +174,15 @@ def song_create(
     expand_prompt: bool = True,
     title: str | None = None,
     visibility: str = Song.Visibility.PRIVATE,
+    reference=None,
 ) -> Song:
-    """Create a queued song and enqueue its generation on the `gpu` queue (after commit)."""
+    """Create a queued song and enqueue its generation on the `gpu` queue (after commit).
+
+    `reference` is an uploaded clip ("Influence", webapp/songs/uploads.py), validated here and
+    stored with the song. The song's seconds come out of the owner's daily quota
+    (webapp/safety/quotas.py) in the same transaction that creates it."""
     from webapp.songs.tasks import song_generate
+    from webapp.tuning.exposure import song_expose
 
     ratelimit_enforce(domain="song_create", key=f"user:{owner.pk}")
     prompt = song_clean_prompt(prompt)
@@ -181,21 +192,40 @@ def song_create(
     title = song_clean_title(title) if title else song_title_from_prompt(prompt)
     if visibility not in Song.Visibility.values:
         raise ServiceError(f"Unknown visibility {visibility!r}.", field="visibility")
+    quota_check(user=owner, seconds=float(duration_s))  # before the upload is decoded
+    prepared = uploads.reference_prepare(reference) if reference is not None else None
 
-    song = Song.objects.create(
-        owner=owner,
-        title=title,
-        prompt=prompt,
-        duration_s=float(duration_s),
-        seed=seed if seed is not None else secrets.randbelow(MAX_SEED + 1),
-        guidance=None if guidance is None else float(guidance),
-        style_tags=tags,
-        controls=clean_controls,
-        expand_prompt=bool(expand_prompt),
-        visibility=visibility,
-        model_version=settings.GENERATION_BACKEND,
-    )
-    enqueue(song_generate, str(song.id))
+    stored = None
+    try:
+        with transaction.atomic():
+            quota_consume(user=owner, seconds=float(duration_s))
+            song = Song.objects.create(
+                owner=owner,
+                title=title,
+                prompt=prompt,
+                duration_s=float(duration_s),
+                seed=seed if seed is not None else secrets.randbelow(MAX_SEED + 1),
+                guidance=None if guidance is None else float(guidance),
+                style_tags=tags,
+                controls=clean_controls,
+                expand_prompt=bool(expand_prompt),
+                visibility=visibility,
+                model_version=settings.GENERATION_BACKEND,
+            )
+            if prepared is not None:
+                stored = uploads.reference_store(song=song, prepared=prepared)
+                song.save(update_fields=["reference", "reference_info"])
+            # its model version, and for some requests a second candidate (webapp/tuning)
+            candidates = song_expose(song=song)
+    except BaseException:
+        if stored:  # the row rolled back: so does its file
+            song.reference.storage.delete(stored)
+        raise
+    finally:
+        if prepared is not None:
+            prepared.cleanup()
+    for candidate in candidates:
+        enqueue(song_generate, str(candidate.id))
     return song
 
 
@@ -223,12 +253,15 @@ def song_rotate_share_token(*, song: Song) -> Song:
 
 
 def song_delete(*, song: Song) -> None:
-    """Delete the song and, once that commits, its audio files."""
+    """Delete the song and, once that commits, its audio files and reference clip."""
     folder = f"songs/{song.id}"
     storage = song.audio.storage
+    reference = song.reference.name
     song.delete()
 
     def remove_files() -> None:
+        if reference:
+            song.reference.storage.delete(reference)
         if not storage.exists(folder):
             return
         for name in storage.listdir(folder)[1]:
@@ -304,7 +337,13 @@ def song_render(*, song_id: str) -> None:
     song = song_claim_for_generation(song_id=song_id)
     if song is None:
         return
-    generator = get_song_generator(settings.GENERATION_BACKEND)
+    from webapp.tuning.clips import song_codes_store
+    from webapp.tuning.selectors import version_checkpoint
+
+    # the registered model version the song was assigned, or the backend's default model
+    generator = get_song_generator(
+        settings.GENERATION_BACKEND, version_checkpoint(song.model_version)
+    )
     last = {"progress": 0.0, "at": 0.0}
 
     def progress(fraction: float) -> None:
@@ -321,17 +360,21 @@ def song_render(*, song_id: str) -> None:
         )
         _announce(song_id, {"status": Song.Status.GENERATING, "progress": fraction})
 
-    request = SongRequest(
-        prompt=song.prompt,
-        duration_s=song.duration_s,
-        seed=song.seed,
-        guidance=song.guidance,
-        style_tags=tuple(song.style_tags),
-        controls=tuple(sorted((song.controls or {}).items())),
-        expand_prompt=song.expand_prompt,
-    )
     try:
-        rendered = generator.generate_song(request, progress)
+        with uploads.reference_local_path(song) as reference_path:
+            request = SongRequest(
+                prompt=song.prompt,
+                duration_s=song.duration_s,
+                seed=song.seed,
+                guidance=song.guidance,
+                style_tags=tuple(song.style_tags),
+                controls=tuple(sorted((song.controls or {}).items())),
+                expand_prompt=song.expand_prompt,
+                reference_path=reference_path,
+                candidates=settings.SONG_BEST_OF,
+                explore_share=settings.TUNING_RANDOM_PICK_SHARE,
+            )
+            rendered = generator.generate_song(request, progress)
         master = audio.encode(rendered.pcm, rendered.sample_rate, audio.FORMATS["flac"])
     except Exception as exc:
         logger.exception("generation of song %s failed", song_id)
@@ -343,6 +386,8 @@ def song_render(*, song_id: str) -> None:
         song_store_master(
             song=song, pcm=rendered.pcm, sample_rate=rendered.sample_rate, master=master
         )
+        if rendered.codes is not None:  # what the tuning loop's critic and DPO read
+            song_codes_store(song=song, codes=rendered.codes)
         song.model_version = rendered.model_version
         song.is_placeholder = rendered.is_placeholder
         song.provenance = rendered.provenance
@@ -401,6 +446,8 @@ def song_download_file(*, song: Song, format_name: str) -> tuple[str, audio.Audi
         raise ServiceError(
             f"Unknown format {format_name!r}; choose one of {known}.", field="format"
         )
+    if song.moderation == Song.Moderation.REMOVED:  # taken down: its audio is served to nobody
+        raise NotFound("This song was removed by the moderators; its audio is not available.")
     if not song.is_ready or not song.audio:
         raise ServiceError("This song is not ready yet.", code="not_ready")
     fmt = audio.FORMATS[format_name]

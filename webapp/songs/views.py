@@ -12,12 +12,14 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods
 
 from generation.steering import KEYS, MODES
 from webapp.errors import NotFound, ServiceError
 from webapp.ratelimit import RateLimited
-from webapp.songs import selectors, services
+from webapp.safety.quotas import quota_get
+from webapp.songs import selectors, services, uploads
 from webapp.songs.forms import SongCreateForm
 from webapp.songs.models import Song
 
@@ -62,26 +64,47 @@ def home(request):
     return render(request, "songs/home.html", {"songs": songs, "sort": sort})
 
 
+@csrf_exempt  # only until the upload handler is in place: _song_new checks the token
+def song_new(request):
+    """The create page. A reference clip streams through the capped upload handler, which
+    has to be installed before the CSRF check reads the form (Django's documented pattern)."""
+    if request.method == "POST":
+        uploads.reference_upload_install(request)
+    return _song_new(request)
+
+
+@csrf_protect
 @login_required
 @require_http_methods(["GET", "POST"])
-def song_new(request):
+def _song_new(request):
     data = request.POST if request.method == "POST" else None
-    form = SongCreatePageForm(data, initial={"expand_prompt": True})
-    if request.method == "POST" and form.is_valid():
+    form = SongCreatePageForm(data, request.FILES or None, initial={"expand_prompt": True})
+    status = 200
+    if request.method == "POST":
+        try:
+            uploads.reference_upload_check(request)
+        except ServiceError as exc:
+            form.add_error(exc.field, exc.message)
+            status = exc.status_code
+    if request.method == "POST" and status == 200 and form.is_valid():
         try:
             song = services.song_create(owner=request.user, **form.song_arguments())
         except RateLimited as exc:
             form.add_error(None, str(exc))
-        except ServiceError as exc:
+            status = 429
+        except ServiceError as exc:  # the prompt filter, the clip, the daily quota (429)...
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            status = exc.status_code
         else:
             return redirect("song-page", song_id=song.pk)
-    status = 429 if any("Too many" in e for e in form.non_field_errors()) else 200
     if request.method == "POST" and form.errors and status == 200:
         status = 400
     # Expert options open by themselves when one of them needs fixing.
     expert = any(name in form.errors for name in form.fields if name not in form.SIMPLE_FIELDS)
-    return render(request, "songs/new.html", {"form": form, "expert": expert}, status=status)
+    quota = quota_get(user=request.user)
+    return render(
+        request, "songs/new.html", {"form": form, "expert": expert, "quota": quota}, status=status
+    )
 
 
 @login_required
@@ -159,8 +182,9 @@ def song_share(request, share_token):
 
 
 def _player_config(request, song: Song, *, share_token: str | None) -> dict | None:
-    """What the front end's player needs (rendered with json_script); None until ready."""
-    if not song.is_ready:
+    """What the front end's player needs (rendered with json_script); None until ready, and
+    for a song the moderators removed (its audio is served to nobody)."""
+    if not song.is_ready or song.moderation == Song.Moderation.REMOVED:
         return None
     audio_url = reverse("api-song-download", args=[song.pk]) + "?format=opus&inline=1"
     if share_token:

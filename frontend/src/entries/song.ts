@@ -1,3 +1,5 @@
+import { wireReports } from "../report-dialog";
 import { startSongPage } from "../song-page";
 
 startSongPage();
+wireReports();

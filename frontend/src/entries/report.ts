@@ -1,0 +1,4 @@
+// Pages whose only script is their "Report" control (profiles).
+import { wireReports } from "../report-dialog";
+
+wireReports();
