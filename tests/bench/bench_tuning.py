@@ -395,11 +395,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--room-rounds", type=int, default=3)
     parser.add_argument("--room-listeners", type=int, default=6)
     parser.add_argument("--eval-prompts", type=int, default=24)
-    parser.add_argument("--dpo-steps", type=int, default=60)
+    parser.add_argument("--dpo-steps", type=int, default=40)
     parser.add_argument("--dpo-lr", type=float, default=3e-5)
     parser.add_argument("--dpo-beta", type=float, default=0.1)
     parser.add_argument("--dpo-frames", type=int, default=125, help="first frames scored (5 s)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads of each process (on a shared machine, 1 avoids threads spinning "
+        "while they wait for a core)",
+    )
     parser.add_argument("--probe", type=Path, default=DEFAULT_PROBE)
     parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
     parser.add_argument("--guardrail-clips", type=int, default=32)
@@ -413,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     from generation.tuning.audience import Habits, audience
     from generation.tuning.drive import Service
 
+    # a SIGTERM ends the run through `finally` (the server stopped, the folder removed)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     began = time.monotonic()
     marks: dict[str, float] = {}
     torch.set_num_threads(args.threads)

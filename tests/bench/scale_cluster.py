@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -189,9 +190,31 @@ def start_worker(host: Host, env: dict, lab: Lab, *, threads: int) -> Process:
     on this CPU with `threads` torch threads."""
     command = [sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", "gpu", "-c", "1"]
     command += ["--prefetch-multiplier", "1", "-n", f"{host.name}@%h", "--without-mingle"]
-    command += ["--without-gossip", "--loglevel", env["CHORUS_LOG_LEVEL"]]
-    worker_env = {**env, "CHORUS_TORCH_THREADS": str(threads)}
+    # INFO: Celery logs each task's run time ("succeeded in"), which batch_times reads back
+    command += ["--without-gossip", "--loglevel", "INFO"]
+    worker_env = {**env, "CHORUS_TORCH_THREADS": str(threads), "CHORUS_LOG_LEVEL": "INFO"}
     return host.spawn(command, log=lab.tmp / f"{host.name}.log", env=worker_env, cwd=REPO)
+
+
+BATCH_DONE = re.compile(r"rooms_next_chunks\[[^\]]+\] succeeded in ([0-9.]+)s")
+
+
+def batch_times(worker: Process) -> dict:
+    """How long the worker took over each batch of rooms' chunks (Celery's own timing, from
+    its log): the compute, without the broker, the store and the conductor's tick around it."""
+    try:
+        text = worker.log.read_text(errors="replace")
+    except OSError:
+        return {}
+    times = sorted(float(t) for t in BATCH_DONE.findall(text))
+    if not times:
+        return {"batches": 0}
+    return {
+        "batches": len(times),
+        "p50_s": round(times[len(times) // 2], 3),
+        "p90_s": round(times[int(len(times) * 0.9)], 3),
+        "max_s": round(times[-1], 3),
+    }
 
 
 def start_conductor(host: Host, env: dict, lab: Lab) -> Process:

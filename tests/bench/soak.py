@@ -225,6 +225,7 @@ def soak(args, lab, env, pg, redis, web, servers, sampler, seeded, started) -> d
         "room": room_figures(pg.url),
         "memory": {name: memory_growth(s, warmup_end) for name, s in series.items()},
         "cores": sampler.cores(warmup_end, stop_at),
+        "worker_batches": cluster.batch_times(servers["gpu"]),
         "redis_data_mb": redis_memory_mb(redis.url()),
         "reloads": sum(
             1 for c in crowd["clients"] for conn in c["connections"] if conn[2] == "reload"
@@ -270,6 +271,7 @@ def summary(args, figures: dict, loadavg) -> dict:
         "audio_fetches": figures["fetch"],
         "room": figures["room"],
         "cores": figures["cores"],
+        "worker_batch_s": figures["worker_batches"],
         "redis_data_mb": figures["redis_data_mb"],
         "chunk_s": figures["chunk_s"],
         "warmup_min": figures["warmup_min"],

@@ -10,6 +10,7 @@ the built front end); one server of the embedded default with the instant placeh
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -34,22 +35,35 @@ document.addEventListener('securitypolicyviolation', (e) => {
 
 
 @pytest.fixture(scope="module")
-def browser_and_server():
+def placeholder_server():
     reason = missing_requirements()
     if reason and os.environ.get("CI"):  # CI installs all of it: a skip there would hide a gap
         pytest.fail(f"browser tests cannot run: {reason}")
     if reason:
         pytest.skip(f"browser tests: {reason}")
+    with chorus_server(backend="placeholder") as server:
+        yield server
+
+
+def test_every_page_works_under_the_policy_without_a_violation(placeholder_server):
+    # Playwright's sync API runs one instance per thread, and tests/e2e keeps one open in the
+    # main thread for the whole session: this test drives its own in a thread of its own.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(check_every_page, placeholder_server).result()
+
+
+def check_every_page(server) -> None:
     from playwright.sync_api import sync_playwright
 
-    with chorus_server(backend="placeholder") as server, sync_playwright() as p:
+    with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser, server
-        browser.close()
+        try:
+            visit_every_page(browser, server)
+        finally:
+            browser.close()
 
 
-def test_every_page_works_under_the_policy_without_a_violation(browser_and_server):
-    browser, server = browser_and_server
+def visit_every_page(browser, server) -> None:
     context = browser.new_context()
     context.set_default_timeout(20_000)
     context.add_init_script(RECORD_VIOLATIONS)
