@@ -108,29 +108,34 @@ export class ClockOffsetEstimator {
 }
 
 /**
- * When to ping: a burst on connect (the estimate is ready within a second), then one every
- * `intervalS` to follow drift. Pure: `next(nowS)` says how long to wait before the next ping.
+ * When to ping: a burst on connect (the estimate is ready within a second), then a few at
+ * `settleGapS` (the first pings often meet a server busy with the join, and a quieter moment
+ * gives a sample with a smaller round trip, so the estimate settles early rather than minutes
+ * later), then one every `intervalS` to follow drift. Pure: `nextDelayS()` says how long to
+ * wait before the next ping.
  */
 export class ProbeSchedule {
-  private sentInBurst = 0;
+  private sent = 0;
 
   constructor(
     readonly burst = 5,
     readonly burstGapS = 0.25,
     readonly intervalS = 15,
+    readonly settle = 6,
+    readonly settleGapS = 2,
   ) {}
 
   /** Start again with a burst (a new connection). */
   restart(): void {
-    this.sentInBurst = 0;
+    this.sent = 0;
   }
 
   /** Seconds to wait before the next ping; call once per ping sent. */
   nextDelayS(): number {
-    if (this.sentInBurst < this.burst) {
-      this.sentInBurst += 1;
-      return this.sentInBurst === 1 ? 0 : this.burstGapS;
-    }
+    this.sent += 1;
+    if (this.sent === 1) return 0;
+    if (this.sent <= this.burst) return this.burstGapS;
+    if (this.sent <= this.burst + this.settle) return this.settleGapS;
     return this.intervalS;
   }
 }

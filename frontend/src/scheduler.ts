@@ -6,8 +6,10 @@
 //   may be 1 s or 2 s). Joining late, the chunk playing now starts part-way in.
 // - Chunks that follow each other on the server's timeline follow each other on the audio clock
 //   without a gap or an overlap: the next one starts exactly where the previous one ends, and a
-//   drifting clock estimate is followed by a tiny slew per chunk, never by a click. Only when the
-//   estimate moved by more than `resyncS` does the scheduler jump to the new target.
+//   moving clock estimate is followed by a slew of at most `slewS` (2 ms) per chunk, never by a
+//   click. A better ping sample can move the estimate by tens of milliseconds (the first pings
+//   meet a busy server); that is slewed away over a few chunks. Only when the estimate moved by
+//   more than `resyncS` (100 ms: a real clock step, not a refinement) does it jump.
 // - A chunk frame with a higher `revision` for a sequence already scheduled replaces it: the old
 //   source is cancelled (or, if it already started, stopped where the new one starts), and every
 //   scheduled chunk with a larger sequence is dropped (the server announces them again).
@@ -99,8 +101,8 @@ export class ChunkScheduler<B> {
   constructor(options: SchedulerOptions<B>) {
     this.opts = {
       leadS: 0.03,
-      slewS: 0.0005,
-      resyncS: 0.02,
+      slewS: 0.002,
+      resyncS: 0.1,
       contiguityS: 0.002,
       ...options,
     };

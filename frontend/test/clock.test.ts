@@ -94,11 +94,10 @@ describe("ClockOffsetEstimator", () => {
 });
 
 describe("ProbeSchedule", () => {
-  it("sends a burst at connect, then one ping per interval, and bursts again on restart", () => {
-    const p = new ProbeSchedule(3, 0.25, 15);
-    expect([p.nextDelayS(), p.nextDelayS(), p.nextDelayS(), p.nextDelayS()]).toEqual([
-      0, 0.25, 0.25, 15,
-    ]);
+  it("sends a burst at connect, a few to settle, then one per interval; bursts on restart", () => {
+    const p = new ProbeSchedule(3, 0.25, 15, 2, 2);
+    const delays = Array.from({ length: 7 }, () => p.nextDelayS());
+    expect(delays).toEqual([0, 0.25, 0.25, 2, 2, 15, 15]);
     p.restart();
     expect(p.nextDelayS()).toBe(0);
   });

@@ -62,6 +62,7 @@ class Missed:
     late: int = 0
     stale: int = 0
     silent_s: float = 0.0
+    longest_silence_s: float = 0.0
 
     @property
     def total(self) -> int:
@@ -74,6 +75,7 @@ class Missed:
             self.late + other.late,
             self.stale + other.stale,
             round(self.silent_s + other.silent_s, 3),
+            max(self.longest_silence_s, other.longest_silence_s),
         )
 
 
@@ -136,6 +138,7 @@ def missed_chunks(
         late=late,
         stale=stale,
         silent_s=round(sum(b - a for a, b in holes), 3),
+        longest_silence_s=round(max((b - a for a, b in holes), default=0.0), 3),
     )
 
 

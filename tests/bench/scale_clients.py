@@ -12,7 +12,7 @@ node), `origin` (the node's http://address:port), and what it does besides liste
 moment it arrived; OUT gets all of it as JSON, for tests/bench/listening.py to judge.
 
 Besides listening, a client may
-- be the room's host (`host`): it puts three ideas on the ballot of every new round;
+- be the room's host (`host`): it puts `host_ideas` (3) ideas on the ballot of every new round;
 - vote for a random proposal of the open ballot, on average every `vote_every_s`;
 - propose an idea of its own, on average every `propose_every_s`;
 - leave and come back, on average every `reconnect_every_s` (a page reload);
@@ -220,9 +220,10 @@ class RoomClient(Listener):
     async def _host(self, ws) -> None:
         """The room's host keeps a ballot: the first ideas again in every new round (voted
         proposals stay in their round, so a new round opens with an empty ballot)."""
+        ideas = HOST_IDEAS[: self.spec.get("host_ideas", len(HOST_IDEAS))]
         while True:
-            if len(self.ballot) < len(HOST_IDEAS):
-                for idea in HOST_IDEAS:
+            if len(self.ballot) < len(ideas):
+                for idea in ideas:
                     await self.propose(ws, f"{idea} (round {self.round_number})")
             self.new_round.clear()
             await self.new_round.wait()

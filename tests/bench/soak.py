@@ -12,10 +12,10 @@ model), `conductor`, and `load` (the clients).
 
 The room is public, in friends mode, with rounds of 20 s: its steering changes every 20 s, so
 chunks are remade (rewinds) and proposals get previews, as in a real room. Every client
-(tests/bench/scale_clients.py) listens throughout (the room's host too, who puts three ideas
-on every new ballot) and, at random moments (Poisson):
+(tests/bench/scale_clients.py) listens throughout (the room's host too, who puts two ideas on
+every new ballot) and, at random moments (Poisson):
 - votes for a proposal on the open ballot, on average every --vote-every-s (15 s);
-- proposes an idea of its own, on average every --propose-every-s (1,200 s: about 3 a round);
+- proposes an idea of its own, on average every --propose-every-s (3,600 s: one a round);
 - leaves and comes back (a reload), on average every --reconnect-every-s (300 s);
 - two of them fetch every chunk's audio over HTTP, as a browser does.
 
@@ -97,7 +97,7 @@ def memory_growth(samples: list[tuple[float, float]], warmup_end: float) -> dict
 
 
 def client_specs(args, seeded: dict, web: cluster.WebNode) -> list[dict]:
-    """The clients, and the room's host (a client too: three ideas on every new ballot)."""
+    """The clients, and the room's host (a client too: two ideas on every new ballot)."""
     room = seeded["rooms"][0]["id"]
     host = {
         "session": seeded["rooms"][0]["host_session"],
@@ -106,6 +106,7 @@ def client_specs(args, seeded: dict, web: cluster.WebNode) -> list[dict]:
         "url": web.room_url(room),
         "origin": web.origin,
         "host": True,
+        "host_ideas": 2,  # with rounds of 20 s: 6 a minute, inside the host's proposal limit
     }
     return [host] + [
         {
@@ -290,7 +291,7 @@ def parse_args(argv):
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--sample-s", type=float, default=10.0)
     parser.add_argument("--vote-every-s", type=float, default=15.0)
-    parser.add_argument("--propose-every-s", type=float, default=1200.0)
+    parser.add_argument("--propose-every-s", type=float, default=3600.0)
     parser.add_argument("--reconnect-every-s", type=float, default=300.0)
     parser.add_argument(
         "--keep-logs", action="store_true", help="keep the lab's temp dir (logs, database, audio)"

@@ -37,7 +37,7 @@ def test_a_chunk_placed_late_leaves_a_hole_counted_in_chunks():
     missed = missed_chunks(
         chunks, on_time(chunks), origin=ORIGIN, window=(ORIGIN + 10, ORIGIN + 18.8), chunk_s=1.0
     )
-    assert (missed.silent, missed.silent_s) == (5, 4.8)
+    assert (missed.silent, missed.silent_s, missed.longest_silence_s) == (5, 4.8, 4.8)
     assert missed.total == 5
 
 
