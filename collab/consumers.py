@@ -31,7 +31,6 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from channels.sessions import InstanceSessionWrapper
 from django.conf import settings
-from django.contrib.auth import SESSION_KEY
 from django.urls import reverse
 from django.utils import timezone
 
@@ -49,7 +48,7 @@ from collab.selectors import (
 )
 from webapp.errors import NotFound, ServiceError
 from webapp.moderation.realtime import sanction_frame, user_group
-from webapp.moderation.selectors import sanction_in_force
+from webapp.moderation.selectors import sanction_in_force, session_account_id
 from webapp.ratelimit import RateLimited
 
 logger = logging.getLogger(__name__)
@@ -115,8 +114,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
         # The account behind the connection: the signed-in user, or the one a session still
         # names after authentication refused it (banned, suspended, deactivated).
         account_id = self.user.pk if signed_in else None
-        if not signed_in and session is not None:
-            account_id = session.get(SESSION_KEY)
+        if not signed_in:
+            account_id = session_account_id(session)
         sanction = sanction_in_force(user_id=account_id) if account_id else None
         if sanction is not None:
             return room, None, (protocol.CLOSE_SANCTIONED, sanction_frame(sanction))

@@ -58,25 +58,66 @@ def participant_kicked_until(room: Room, key: str | None, *, now: float) -> floa
     return _restricted_until(room, key, "kicked_until", now)
 
 
+def participants_muted(*, room: Room, now: float) -> list[dict]:
+    """Who the host muted, as the host's snapshot lists them (so that a reload remembers): each
+    with `until` (unix s), `username` (None for a signed-out visitor) and `proposal_ids`, their
+    proposals on the open round's ballot or waiting for the host (how the page points at a
+    visitor). Soonest to end first."""
+    muted = {
+        tag: entry["muted_until"]
+        for tag, entry in (room.restrictions or {}).items()
+        if isinstance((entry or {}).get("muted_until"), int | float) and entry["muted_until"] > now
+    }
+    if not muted:
+        return []
+    from django.contrib.auth import get_user_model
+
+    ids = [tag[5:] for tag in muted if tag.startswith("user:") and tag[5:].isdigit()]
+    names = dict(get_user_model()._default_manager.filter(pk__in=ids).values_list("pk", "username"))
+    shown = Proposal.objects.filter(room=room).filter(
+        Q(status=Proposal.Status.PENDING)
+        | Q(status=Proposal.Status.APPROVED, round__status=Round.Status.OPEN)
+    )
+    proposals: dict[str, list[int]] = {}
+    for pk, key in shown.order_by("id").values_list("pk", "author_key"):
+        tag = participant_tag(key)
+        if tag in muted:
+            proposals.setdefault(tag, []).append(pk)
+    entries = []
+    for tag, until in sorted(muted.items(), key=lambda item: item[1]):
+        username = (
+            names.get(int(tag[5:])) if tag.startswith("user:") and tag[5:].isdigit() else None
+        )
+        if tag.startswith("user:") and username is None:
+            continue  # an account deleted since
+        entries.append(
+            {"username": username, "until": round(until, 3), "proposal_ids": proposals.get(tag, [])}
+        )
+    return entries
+
+
 def _is_admin(user) -> bool:
     return user is not None and user.is_authenticated and (user.is_staff or user.is_superuser)
 
 
 def room_can_host(room: Room, user) -> bool:
-    """The host, and admins (who moderate every room)."""
+    """The host, and superusers. Not staff: moderators act on other people's rooms only through
+    the audited moderation actions (webapp.moderation.services: hide, close, remove, reject a
+    proposal); the host's controls (pause, end, settings, approve) write no audit entry."""
     return (
         user is not None
         and user.is_authenticated
-        and (user.pk == room.host_id or user.is_staff or user.is_superuser)
+        and (user.pk == room.host_id or user.is_superuser)
     )
 
 
 def room_can_view(room: Room, user, *, share_token: str | None = None) -> bool:
-    """As for songs: public rooms anyone; unlisted ones by share token; private ones the host.
-    A room the moderators hid or removed: admins only (its host included out)."""
+    """As for songs: public rooms anyone; unlisted ones by share token; private ones the host
+    and staff (moderators included: they see every room, and host none but their own).
+    A room the moderators hid or removed: staff only (its host included out)."""
     if room.moderation != Room.Moderation.VISIBLE:
         return _is_admin(user)
-    if room_can_host(room, user):
+    if room_can_host(room, user) or _is_admin(user):
         return True
     if room.visibility == Room.Visibility.PUBLIC:
         return True

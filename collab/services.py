@@ -553,6 +553,12 @@ def room_end(*, room: Room, user, now: datetime | None = None) -> Room:
     """End the room for good (host): its open round closes with its votes counted for the
     record, and the music stays where it was."""
     room_check_host(room, user, action="end the room")
+    return _room_end(room=room, now=now)
+
+
+def _room_end(*, room: Room, now: datetime | None = None) -> Room:
+    """room_end without the host check: for room_end, and room_moderate (whose caller checked
+    the moderator)."""
     now = now or timezone.now()
     with transaction.atomic():
         locked = _lock(room)
@@ -584,7 +590,7 @@ def room_moderate(
     now = now or timezone.now()
     with transaction.atomic():
         if end:
-            room_end(room=room, user=moderator, now=now)
+            _room_end(room=room, now=now)
         locked = _lock(room)
         locked.moderation = moderation
         locked.moderation_reason = reason
@@ -802,8 +808,16 @@ def proposal_moderate(
 
     A rejected proposal leaves the ballot (its votes stop counting) and, if the music already
     follows it, leaves the blend at once (a veto); a control nudge it applied stays applied."""
+    room_check_host(proposal.room, user, action="moderate proposals")
+    return proposal_set_status(proposal=proposal, user=user, approve=approve, now=now)
+
+
+def proposal_set_status(
+    *, proposal: Proposal, user, approve: bool, now: datetime | None = None
+) -> Proposal:
+    """proposal_moderate without the host check: the caller has checked that `user` may (the
+    host, in proposal_moderate; a moderator, in webapp.moderation.services.proposal_reject)."""
     room = proposal.room
-    room_check_host(room, user, action="moderate proposals")
     now = now or timezone.now()
     with transaction.atomic():
         locked = _lock(room)

@@ -165,6 +165,19 @@ PUBLIC_CACHE_TTL_S = float(os.environ.get("CHORUS_PUBLIC_CACHE_TTL_S", "300"))
 # Prometheus' multiprocess mode (several web or worker processes) is PROMETHEUS_MULTIPROC_DIR.
 METRICS_TOKEN = os.environ.get("CHORUS_METRICS_TOKEN", "")
 
+# --- Sign-up abuse resistance (webapp/moderation/signup.py, docs/moderation.md) ----------------
+# A ban remembers the addresses (keyed digests, never the addresses) the banned account signed in
+# from in the last CHORUS_LOGIN_ADDRESS_DAYS days; sign-ups from them are then "refuse"d (with a
+# message saying until when), "flag"ged (allowed, reported to the moderators) or not looked at
+# ("off"), for CHORUS_SIGNUP_BLOCK_HOURS or until the ban is lifted. Emails of banned and
+# suspended accounts are refused whatever this says (case, +tags, and dots for these domains).
+SIGNUP_BLOCK_ACTION = os.environ.get("CHORUS_SIGNUP_BLOCK_ACTION", "refuse")
+SIGNUP_BLOCK_HOURS = float(os.environ.get("CHORUS_SIGNUP_BLOCK_HOURS", "24"))
+LOGIN_ADDRESS_DAYS = float(os.environ.get("CHORUS_LOGIN_ADDRESS_DAYS", "14"))
+SIGNUP_DOTLESS_DOMAINS = env_list("CHORUS_SIGNUP_DOTLESS_DOMAINS", ["gmail.com", "googlemail.com"])
+if SIGNUP_BLOCK_ACTION not in ("refuse", "flag", "off"):
+    raise RuntimeError("CHORUS_SIGNUP_BLOCK_ACTION is refuse, flag or off.")
+
 # --- Celery ---------------------------------------------------------------------------------
 # Without a broker, tasks run in this process (a background thread, or inline in tests) through
 # the very same task functions; see webapp/jobs.py.

@@ -82,6 +82,7 @@ urlpatterns = [
     path("accounts/signup/", accounts_views.signup, name="signup"),
     # Django's login, saying why a banned or suspended account cannot log in.
     path("accounts/login/", accounts_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", accounts_views.LogoutView.as_view(), name="logout"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("moderation/", include("webapp.moderation.urls")),  # reports queue, actions

@@ -3,7 +3,7 @@
 // participant when the host acts. Pure: no DOM, no socket (docs/protocol.md, host messages and
 // the `notice` frame; docs/moderation.md).
 
-import type { Frame, Proposal } from "./protocol";
+import type { Frame, MutedEntry, Proposal } from "./protocol";
 
 /** How long a mute or a kick lasts: the choices the ballot offers (the server allows 1–1440). */
 export const RESTRICTION_CHOICES: ReadonlyArray<{ minutes: number; label: string }> = [
@@ -27,6 +27,35 @@ export function restrictFrame(kind: Restriction, proposalId: number, minutes?: n
   return { type: kind, proposal_id: proposalId, minutes };
 }
 
+/** Whose mute a Mute/Unmute button shows: an account by name, a signed-out author by idea. */
+export function authorKey(p: Proposal): string {
+  return p.author ? `user:${p.author}` : `proposal:${p.id}`;
+}
+
+/** The authors the host's snapshot lists as muted, as authorKey() names them: accounts by
+ * name, signed-out visitors by each of their ideas on the ballot or waiting. */
+export function mutedKeys(muted: readonly MutedEntry[] | undefined): Set<string> {
+  const keys = new Set<string>();
+  for (const entry of muted ?? []) {
+    if (entry.username) keys.add(`user:${entry.username}`);
+    else for (const id of entry.proposal_ids) keys.add(`proposal:${id}`);
+  }
+  return keys;
+}
+
+/** The frame that unmutes a listed participant: by name, or by one of a visitor's ideas; null
+ * for a visitor with no idea left to point at (their mute runs out by itself). */
+export function unmuteFrame(entry: MutedEntry): Frame | null {
+  if (entry.username) return { type: "unmute", username: entry.username };
+  const id = entry.proposal_ids[0];
+  return id === undefined ? null : restrictFrame("unmute", id);
+}
+
+/** How the host's list of mutes reads one: "bob, until 14:32" or "a guest, until 14:32". */
+export function mutedLabel(entry: MutedEntry, clock: ClockFormat = localClock): string {
+  return `${entry.username ?? "a guest"}, until ${clock(entry.until)}`;
+}
+
 /** Audience mode on (proposals wait for the host) or off (friends mode). */
 export function approvalFrame(on: boolean): Frame {
   return { type: "approval", on };
@@ -37,8 +66,8 @@ export function approvalOnly(mode: string): boolean {
   return mode === "audience";
 }
 
-/** Whether the host sees mute and kick on this ballot entry: never on their own proposals (the
- * server refuses to restrict the host). */
+/** Whether the host sees mute and kick on this idea (on the ballot or waiting for approval):
+ * never on their own (the server refuses to restrict the host). */
 export function canRestrictAuthor(p: Proposal, role: string, host: string): boolean {
   return role === "host" && p.author !== host;
 }

@@ -59,6 +59,16 @@ export interface Snapshot {
   presence: number;
   you: { role: "host" | "participant" | "listener"; voted_for: number | null };
   pending?: Proposal[];
+  /** Host only: who is muted now (so that a reload remembers), soonest to end first. */
+  muted?: MutedEntry[];
+}
+
+/** One muted participant in the host's snapshot: an account by `username`, a signed-out visitor
+ * (`username` null) by their ideas on the ballot or waiting (`proposal_ids`). */
+export interface MutedEntry {
+  username: string | null;
+  until: number;
+  proposal_ids: number[];
 }
 
 export type Frame = { type: string; seq?: number; id?: string | number; [key: string]: unknown };

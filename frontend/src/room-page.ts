@@ -15,7 +15,10 @@ import {
   approvalDone,
   approvalFrame,
   approvalOnly,
+  authorKey,
   canRestrictAuthor,
+  mutedKeys,
+  mutedLabel,
   muteFromError,
   muteFromNotice,
   muteOver,
@@ -24,10 +27,12 @@ import {
   type Restriction,
   restrictFrame,
   restrictionDone,
+  unmuteFrame,
 } from "./moderation";
 import {
   type ErrorFrame,
   type Frame,
+  type MutedEntry,
   type Proposal,
   RequestError,
   RoomSocket,
@@ -91,12 +96,15 @@ export class RoomPage {
   private nowPlayingText = "";
   private thumbs = new Map<number, "up" | "down">();
   private readonly ballotRows = new Map<number, BallotRow>();
+  private readonly pendingRows = new Map<number, PendingRow>();
   private readonly skewS: number;
   private readonly announcer = byId("announcer");
   /** The host muted me (from a `notice`, or a `muted` error answering a proposal or a vote). */
   private mute: MuteState | null = null;
-  /** Authors this host muted from this page (the server does not list them): Mute becomes Unmute. */
+  /** Host only: who is muted, from the snapshot (so a reload remembers) and this page's own
+   * mutes since; an author listed here gets Unmute instead of Mute (keys: authorKey()). */
   readonly mutedAuthors = new Set<string>();
+  private muted: MutedEntry[] = [];
   /** Why the server closed the socket for good (a kick, a ban, the moderators), in its words. */
   private finalWords: string | null = null;
 
@@ -139,6 +147,7 @@ export class RoomPage {
 
   private onSnapshot(s: Snapshot): void {
     this.state = fromSnapshot(s);
+    if (s.you.role === "host") this.setMuted(s.muted ?? []);
     if (this.scheduler) this.scheduler.timelineOrigin = s.room.timeline_origin;
     for (const c of s.chunks) this.noteChunk(c);
     this.render();
@@ -332,6 +341,7 @@ export class RoomPage {
     this.renderBlend(state);
     this.renderRole(state);
     this.renderPending(state);
+    this.renderMuted(state);
     if (!this.nowPlayingText) this.say("now-playing", describeBlend(state.blend));
   }
 
@@ -412,27 +422,69 @@ export class RoomPage {
   private renderPending(state: RoomState): void {
     const list = byId("pending-list");
     if (!list || state.role !== "host") return;
-    list.replaceChildren(
-      ...state.pending.map((p) =>
-        h(
-          "li",
-          {},
-          h("span", {}, `${proposalLabel(p)} `, h("span", { class: "meta" }, `by ${p.author ?? "a guest"}`)),
-          h(
-            "button",
-            { type: "button", onclick: () => this.act({ type: "approve", proposal_id: p.id }) },
-            "Approve",
-          ),
-          h(
-            "button",
-            { type: "button", onclick: () => this.act({ type: "reject", proposal_id: p.id }) },
-            "Reject",
-          ),
-        ),
-      ),
-    );
+    // Rows kept by id, as on the ballot: tallies re-render the page 4 times a second, and a
+    // rebuilt row would lose its focus and its chosen duration.
+    const seen = new Set<number>();
+    for (const p of state.pending) {
+      seen.add(p.id);
+      let row = this.pendingRows.get(p.id);
+      if (!row) {
+        row = new PendingRow(p, this);
+        this.pendingRows.set(p.id, row);
+        list.append(row.el);
+      }
+      row.update(p, state);
+    }
+    for (const [id, row] of this.pendingRows) {
+      if (!seen.has(id)) {
+        row.el.remove();
+        this.pendingRows.delete(id);
+      }
+    }
     const none = byId("pending-empty");
     if (none) none.hidden = state.pending.length > 0;
+  }
+
+  /** The host's list of who is muted now, each with Unmute where there is a way to name them. */
+  private renderMuted(state: RoomState): void {
+    const list = byId("muted-list");
+    if (!list || state.role !== "host") return;
+    const now = this.serverNow();
+    const current = this.muted.filter((m) => m.until > now);
+    const key = current.map((m) => `${m.username ?? m.proposal_ids.join(",")}@${m.until}`).join(" ");
+    if (list.dataset.shown !== key) {
+      list.dataset.shown = key;
+      list.replaceChildren(
+        ...current.map((m) => {
+          const frame = unmuteFrame(m);
+          const label = mutedLabel(m);
+          return h(
+            "li",
+            {},
+            h("span", {}, label, " "),
+            frame
+              ? h(
+                  "button",
+                  {
+                    type: "button",
+                    "aria-label": `Unmute ${label}`,
+                    onclick: () => void this.unmute(m, frame),
+                  },
+                  "Unmute",
+                )
+              : h("span", { class: "meta" }, "(ends by itself)"),
+          );
+        }),
+      );
+    }
+    const none = byId("muted-empty");
+    if (none) none.hidden = current.length > 0;
+  }
+
+  private setMuted(muted: MutedEntry[]): void {
+    this.muted = [...muted];
+    this.mutedAuthors.clear();
+    for (const key of mutedKeys(muted)) this.mutedAuthors.add(key);
   }
 
   private renderThumbs(): void {
@@ -502,15 +554,35 @@ export class RoomPage {
     this.say("propose-status", "");
   }
 
-  /** The host mutes, unmutes or kicks the author of a ballot entry (by proposal id, so signed-out
-   * authors too); the answer goes to the ballot's status line. */
-  async restrict(kind: Restriction, p: Proposal, minutes: number): Promise<void> {
+  /** The host mutes, unmutes or kicks the author of an idea, on the ballot or waiting (by
+   * proposal id, so signed-out authors too); the answer goes to `statusId`. */
+  async restrict(
+    kind: Restriction,
+    p: Proposal,
+    minutes: number,
+    statusId = "ballot-status",
+  ): Promise<void> {
     const whose = `“${proposalLabel(p)}”`;
-    const ack = await this.act(restrictFrame(kind, p.id, minutes), "ballot-status");
+    const ack = await this.act(restrictFrame(kind, p.id, minutes), statusId);
     if (!ack) return;
-    if (kind === "mute") this.mutedAuthors.add(authorKey(p));
-    if (kind === "unmute") this.mutedAuthors.delete(authorKey(p));
-    this.say("ballot-status", restrictionDone(kind, ack, whose));
+    const others = this.muted.filter((m) =>
+      p.author ? m.username !== p.author : !m.proposal_ids.includes(p.id),
+    );
+    if (kind === "mute" && typeof ack.until === "number") {
+      this.setMuted([...others, { username: p.author, until: ack.until, proposal_ids: p.author ? [] : [p.id] }]);
+    } else if (kind !== "kick") {
+      this.setMuted(others);
+    }
+    this.say(statusId, restrictionDone(kind, ack, whose));
+    this.render();
+  }
+
+  /** The host unmutes someone from the list of mutes. */
+  private async unmute(entry: MutedEntry, frame: Frame): Promise<void> {
+    const ack = await this.act(frame);
+    if (!ack) return;
+    this.setMuted(this.muted.filter((m) => m !== entry));
+    this.say("action-status", `Unmuted ${entry.username ?? "a guest"}.`);
     this.render();
   }
 
@@ -655,9 +727,99 @@ export class RoomPage {
   }
 }
 
-/** Whose mute a ballot entry's Mute/Unmute button shows: an account by name, a guest by entry. */
-function authorKey(p: Proposal): string {
-  return p.author ? `user:${p.author}` : `proposal:${p.id}`;
+/** The host's mute and kick for the author of one idea, with how long, as a group of controls:
+ * on a ballot row and on a row waiting for approval alike. */
+class HostTools {
+  readonly el: HTMLDivElement;
+  private readonly minutes: HTMLSelectElement;
+  private readonly muteButton: HTMLButtonElement;
+  private readonly kickButton: HTMLButtonElement;
+
+  constructor(
+    private proposal: Proposal,
+    private readonly page: RoomPage,
+    statusId: string,
+  ) {
+    this.minutes = h(
+      "select",
+      { class: "minutes" },
+      ...RESTRICTION_CHOICES.map((c) => h("option", { value: c.minutes }, c.label)),
+    );
+    this.muteButton = h("button", { type: "button", class: "mute" }, "Mute author");
+    this.muteButton.addEventListener("click", () => {
+      const muted = page.mutedAuthors.has(authorKey(this.proposal));
+      const kind = muted ? "unmute" : "mute";
+      void page.restrict(kind, this.proposal, Number(this.minutes.value), statusId);
+    });
+    this.kickButton = h("button", { type: "button", class: "kick danger" }, "Kick author");
+    this.kickButton.addEventListener("click", () =>
+      void page.restrict("kick", this.proposal, Number(this.minutes.value), statusId),
+    );
+    this.el = h(
+      "div",
+      { class: "host-tools", role: "group" },
+      this.muteButton,
+      this.kickButton,
+      h("label", {}, "for ", this.minutes),
+    );
+  }
+
+  update(p: Proposal, state: RoomState): void {
+    this.proposal = p;
+    this.el.hidden = !canRestrictAuthor(p, state.role, state.room.host);
+    if (this.el.hidden) return;
+    const label = proposalLabel(p);
+    const muted = this.page.mutedAuthors.has(authorKey(p));
+    this.el.setAttribute("aria-label", `Host tools for the author of ${label}`);
+    this.muteButton.textContent = muted ? "Unmute author" : "Mute author";
+    this.muteButton.setAttribute("aria-label", `${muted ? "Unmute" : "Mute"} author of ${label}`);
+    this.kickButton.setAttribute("aria-label", `Kick author of ${label}`);
+    this.minutes.setAttribute("aria-label", `How long to mute or kick the author of ${label}`);
+  }
+}
+
+/** One idea waiting for the host: approve, reject, or mute or kick its author. */
+class PendingRow {
+  readonly el: HTMLLIElement;
+  private readonly label: HTMLSpanElement;
+  private readonly author: HTMLSpanElement;
+  private readonly approveButton: HTMLButtonElement;
+  private readonly rejectButton: HTMLButtonElement;
+  private readonly tools: HostTools;
+  private proposal: Proposal;
+
+  constructor(p: Proposal, page: RoomPage) {
+    this.proposal = p;
+    this.label = h("span", {});
+    this.author = h("span", { class: "meta" });
+    this.approveButton = h("button", { type: "button" }, "Approve");
+    this.approveButton.addEventListener("click", () =>
+      void page.act({ type: "approve", proposal_id: this.proposal.id }),
+    );
+    this.rejectButton = h("button", { type: "button" }, "Reject");
+    this.rejectButton.addEventListener("click", () =>
+      void page.act({ type: "reject", proposal_id: this.proposal.id }),
+    );
+    this.tools = new HostTools(p, page, "action-status");
+    this.el = h(
+      "li",
+      { "data-proposal-id": p.id },
+      h("span", {}, this.label, " ", this.author),
+      this.approveButton,
+      this.rejectButton,
+      this.tools.el,
+    );
+  }
+
+  update(p: Proposal, state: RoomState): void {
+    this.proposal = p;
+    const label = proposalLabel(p);
+    if (this.label.textContent !== `${label} `) this.label.textContent = `${label} `;
+    this.author.textContent = `by ${p.author ?? "a guest"}`;
+    this.approveButton.setAttribute("aria-label", `Approve ${label}`);
+    this.rejectButton.setAttribute("aria-label", `Reject ${label}`);
+    this.tools.update(p, state);
+  }
 }
 
 /** One proposal on the ballot: updated in place so focus stays on its buttons while tallies move. */
@@ -672,10 +834,7 @@ class BallotRow {
   private readonly vetoButton: HTMLButtonElement;
   private readonly reportButton: HTMLButtonElement;
   /** Host only: mute or kick the author, for a time chosen from a small select. */
-  private readonly hostTools: HTMLDivElement;
-  private readonly minutes: HTMLSelectElement;
-  private readonly muteButton: HTMLButtonElement;
-  private readonly kickButton: HTMLButtonElement;
+  private readonly hostTools: HostTools;
   private proposal: Proposal;
 
   constructor(
@@ -709,27 +868,7 @@ class BallotRow {
       },
       "Report",
     );
-    this.minutes = h(
-      "select",
-      { class: "minutes" },
-      ...RESTRICTION_CHOICES.map((c) => h("option", { value: c.minutes }, c.label)),
-    );
-    this.muteButton = h("button", { type: "button", class: "mute" }, "Mute author");
-    this.muteButton.addEventListener("click", () => {
-      const muted = page.mutedAuthors.has(authorKey(this.proposal));
-      void page.restrict(muted ? "unmute" : "mute", this.proposal, Number(this.minutes.value));
-    });
-    this.kickButton = h("button", { type: "button", class: "kick danger" }, "Kick author");
-    this.kickButton.addEventListener("click", () =>
-      void page.restrict("kick", this.proposal, Number(this.minutes.value)),
-    );
-    this.hostTools = h(
-      "div",
-      { class: "host-tools", role: "group" },
-      this.muteButton,
-      this.kickButton,
-      h("label", {}, "for ", this.minutes),
-    );
+    this.hostTools = new HostTools(p, page, "ballot-status");
     this.el = h(
       "li",
       { class: "proposal", "data-proposal-id": p.id },
@@ -737,7 +876,7 @@ class BallotRow {
       h("span", { class: "bar", "aria-hidden": "true" }, this.fill),
       this.count,
       h("div", { class: "actions" }, this.voteButton, this.previewButton, this.vetoButton),
-      this.hostTools,
+      this.hostTools.el,
     );
   }
 
@@ -761,15 +900,7 @@ class BallotRow {
     this.reportButton.hidden = state.role === "host" || !this.page.config.signed_in;
     this.reportButton.dataset.reportWhat = `the idea “${label}”`;
     this.reportButton.setAttribute("aria-label", `Report ${label}`);
-    this.hostTools.hidden = !canRestrictAuthor(p, state.role, state.room.host);
-    if (!this.hostTools.hidden) {
-      const muted = this.page.mutedAuthors.has(authorKey(p));
-      this.hostTools.setAttribute("aria-label", `Host tools for the author of ${label}`);
-      this.muteButton.textContent = muted ? "Unmute author" : "Mute author";
-      this.muteButton.setAttribute("aria-label", `${muted ? "Unmute" : "Mute"} author of ${label}`);
-      this.kickButton.setAttribute("aria-label", `Kick author of ${label}`);
-      this.minutes.setAttribute("aria-label", `How long to mute or kick the author of ${label}`);
-    }
+    this.hostTools.update(p, state);
     this.el.classList.toggle("mine", mine);
   }
 }

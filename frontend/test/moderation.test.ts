@@ -3,14 +3,18 @@ import {
   approvalDone,
   approvalFrame,
   approvalOnly,
+  authorKey,
   canRestrictAuthor,
   durationLabel,
   muteFromError,
   muteFromNotice,
+  mutedKeys,
+  mutedLabel,
   muteOver,
   RESTRICTION_CHOICES,
   restrictFrame,
   restrictionDone,
+  unmuteFrame,
 } from "../src/moderation";
 import type { Proposal, Snapshot } from "../src/protocol";
 import { applyBroadcast, fromSnapshot } from "../src/room-state";
@@ -123,5 +127,36 @@ describe("the moderated broadcast", () => {
     const change = applyBroadcast(fromSnapshot(snapshot), { type: "moderated", seq: 2, action: "hid", message: "Hidden." });
     expect(change.state.status).toBe("live");
     expect(change.announce).toBe("Hidden.");
+  });
+});
+
+describe("the host's list of mutes, from the snapshot", () => {
+  const bob = { username: "bob", until: 900, proposal_ids: [] };
+  const guest = { username: null, until: 600, proposal_ids: [11, 12] };
+
+  it("marks a muted account's ideas, and a muted guest's ideas on the ballot or waiting", () => {
+    const keys = mutedKeys([bob, guest]);
+
+    expect(keys.has(authorKey(proposal("bob", 3)))).toBe(true);
+    expect(keys.has(authorKey(proposal(null, 11)))).toBe(true);
+    expect(keys.has(authorKey({ ...proposal(null, 12), status: "pending" }))).toBe(true);
+    expect(keys.has(authorKey(proposal(null, 13)))).toBe(false); // another guest
+    expect(keys.has(authorKey(proposal("carol", 4)))).toBe(false);
+  });
+
+  it("remembers nothing when the snapshot lists nobody (or is not a host's)", () => {
+    expect(mutedKeys(undefined).size).toBe(0);
+    expect(mutedKeys([]).size).toBe(0);
+  });
+
+  it("unmutes an account by name and a guest by one of their ideas", () => {
+    expect(unmuteFrame(bob)).toEqual({ type: "unmute", username: "bob" });
+    expect(unmuteFrame(guest)).toEqual({ type: "unmute", proposal_id: 11 });
+    expect(unmuteFrame({ username: null, until: 1, proposal_ids: [] })).toBeNull();
+  });
+
+  it("reads each entry with who and until when", () => {
+    expect(mutedLabel(bob, clock)).toBe("bob, until t900");
+    expect(mutedLabel(guest, clock)).toBe("a guest, until t600");
   });
 });

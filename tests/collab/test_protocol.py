@@ -13,17 +13,14 @@ import json
 import time
 
 import pytest
-from asgiref.testing import ApplicationCommunicator
 from channels.db import database_sync_to_async
-from django.contrib.sessions.backends.db import SessionStore
 from django.db import connections
-from django.test import Client
 from django.utils import timezone
 
 from collab import broadcast, protocol, services
 from collab.models import Proposal, Room, Vote
 from collab.protocol import ClientMessage, ProtocolError, TokenBucket, parse_frame
-from webapp.asgi import application
+from tests.sockets import Socket, anonymous_session, headers_of
 from webapp.feedback.models import FeedbackEvent
 
 # --- The protocol as pure functions -----------------------------------------------------------
@@ -156,93 +153,8 @@ def test_a_dirty_tally_is_claimed_once_per_slot_and_then_waits_for_the_next(db):
 # --- Conversations over the websocket -----------------------------------------------------------
 
 
-class RoomSocket(ApplicationCommunicator):
-    """A browser's websocket to a room, for tests (channels.testing needs daphne, which this
-    project does not install; the song progress tests use the same thin layer)."""
-
-    def __init__(self, path: str, headers: list, query: str = "") -> None:
-        scope = {
-            "type": "websocket",
-            "path": path,
-            "query_string": query.encode(),
-            "headers": headers,
-            "subprotocols": [],
-        }
-        super().__init__(application, scope)
-
-    async def connect(self) -> tuple[bool, int | None]:
-        await self.send_input({"type": "websocket.connect"})
-        response = await self.receive_output(5)
-        if response["type"] == "websocket.close":
-            return False, response.get("code", 1000)
-        assert response["type"] == "websocket.accept", response
-        return True, None
-
-    async def send_json(self, frame: dict) -> None:
-        await self.send_input({"type": "websocket.receive", "text": json.dumps(frame)})
-
-    async def send_text(self, text: str) -> None:
-        await self.send_input({"type": "websocket.receive", "text": text})
-
-    async def frame(self, timeout: float = 3.0) -> dict:
-        """The next frame ({"closed": code} if the server closed). Polls rather than waiting on
-        receive_output, whose timeout would cancel the application."""
-        deadline = time.monotonic() + timeout
-        while self.output_queue.empty():
-            if self.future.done():
-                self.future.result()
-            assert time.monotonic() < deadline, "no frame arrived"
-            await asyncio.sleep(0.01)
-        message = self.output_queue.get_nowait()
-        if message["type"] == "websocket.close":
-            return {"closed": message.get("code", 1000)}
-        return json.loads(message["text"])
-
-    async def frame_of(self, kind: str, timeout: float = 3.0) -> dict:
-        """The next frame of this type, passing over others (presence, tallies...)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            frame = await self.frame(max(0.0, deadline - time.monotonic()))
-            if frame.get("type") == kind or "closed" in frame:
-                return frame
-
-    async def frames_for(self, seconds: float) -> list[dict]:
-        """Every frame that arrives in the next `seconds`."""
-        frames = []
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.output_queue.empty():
-                await asyncio.sleep(0.01)
-                continue
-            message = self.output_queue.get_nowait()
-            frames.append(
-                {"closed": message.get("code")}
-                if message["type"] == "websocket.close"
-                else json.loads(message["text"])
-            )
-        return frames
-
-    async def disconnect(self) -> None:
-        await self.send_input({"type": "websocket.disconnect", "code": 1000})
-        await self.wait(5)
-
-
-def headers_of(user=None, session_key: str | None = None) -> list[tuple[bytes, bytes]]:
-    """What a browser on the site sends: its origin and, if it has one, its session cookie."""
-    headers = [(b"origin", b"http://testserver")]
-    if user is not None:
-        client = Client()
-        client.force_login(user)
-        session_key = client.cookies["sessionid"].value
-    if session_key is not None:
-        headers.append((b"cookie", f"sessionid={session_key}".encode()))
-    return headers
-
-
-def anonymous_session() -> str:
-    session = SessionStore()
-    session.create()
-    return session.session_key
+# The shared websocket helper (tests/sockets.py), by the name these tests and others import.
+RoomSocket = Socket
 
 
 @pytest.fixture

@@ -95,6 +95,21 @@ def test_the_host_mutes_a_guest_from_the_ballot_and_their_vote_is_refused(new_pa
     guest.get_by_label("Your idea").press("Enter")
     expect(guest.locator("#propose-status")).to_contain_text("Sent to the host for approval")
     expect(host.locator("#pending-list")).to_contain_text("quieter please")
+
+    # An idea waiting for approval has the same tools: the host mutes its author from there.
+    waiting = host.locator("#pending-list li", has_text="quieter please")
+    waiting.get_by_role("button", name="Mute author of quieter please").click()
+    expect(host.locator("#action-status")).to_contain_text(
+        "Muted the author of “quieter please” for 10 min"
+    )
+    expect(host.locator("#muted-list")).to_contain_text("a guest, until")
+
+    # A reload remembers the mute: listed in the panel, and Unmute on each of the guest's ideas.
+    host.reload()
+    expect(host.locator("#conn-status")).to_have_text("Connected")
+    expect(host.locator("#muted-list")).to_contain_text("a guest, until")
+    expect(host.locator("#muted-empty")).to_be_hidden()
+    expect(tools.get_by_role("button", name="Unmute author of more cowbell")).to_be_visible()
     screenshot(host, "moderation-host-panel")
 
 

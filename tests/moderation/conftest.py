@@ -13,7 +13,7 @@ from django.db import connections
 from django.test import Client
 
 from collab import services as room_services
-from tests.moderation.sockets import Socket, anonymous_session, headers_of
+from tests.sockets import Socket, anonymous_session, headers_of
 from webapp.moderation.permissions import MODERATORS_GROUP
 
 

@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from collab.protocol import CLOSE_MODERATED, CLOSE_NOT_FOUND
-from tests.moderation.sockets import in_room
+from tests.sockets import in_room
 from webapp.moderation import services
 
 
@@ -155,7 +155,7 @@ async def test_hiding_a_room_lets_its_listeners_go_but_admins_stay(
         assert (told["action"], told["reason"]) == ("hid", "Hateful anchor prompt.")
         assert frames[-1] == {"closed": CLOSE_MODERATED}
     assert (await moderator.frame_of("moderated"))["action"] == "hid"
-    assert not any("closed" in f for f in await moderator.quiet_for(0.3))
+    assert not any("closed" in f for f in await moderator.frames_for(0.3))
     # And nobody but an admin gets back in.
     _, connected, code = await sockets(f"/ws/rooms/{a_public_room.pk}/", bob)
     assert (connected, code) == (False, CLOSE_NOT_FOUND)

@@ -11,7 +11,7 @@ from channels.db import database_sync_to_async
 from collab import services as room_services
 from collab.models import Proposal, Room
 from collab.protocol import CLOSE_KICKED
-from tests.moderation.sockets import in_room
+from tests.sockets import in_room
 from webapp.moderation.models import AuditEntry
 
 
@@ -93,7 +93,7 @@ async def test_a_kick_closes_only_that_participants_socket(a_room_with_people, s
         error = next(f for f in frames if f.get("type") == "error")
         assert (error["code"], error["until"]) == ("kicked", kicked["until"])
         assert frames[-1] == {"closed": CLOSE_KICKED}
-    assert not any("closed" in f for f in await carols.quiet_for(0.3))
+    assert not any("closed" in f for f in await carols.frames_for(0.3))
     assert (await answer(carols, {"type": "vote", "proposal_id": proposal["id"]}))["of"] == "vote"
     assert (await answer(host, {"type": "ping", "t0": 1.0}))["type"] == "pong"
 
@@ -123,7 +123,7 @@ async def test_a_kicked_participant_cannot_come_back_until_it_runs_out(
 async def test_a_signed_out_participant_is_kicked_through_their_proposal(
     sockets, a_public_room, alice
 ):
-    from tests.moderation.sockets import anonymous_session
+    from tests.sockets import anonymous_session
 
     host, _ = await in_room(sockets, a_public_room, alice)
     session = await database_sync_to_async(anonymous_session)()
@@ -233,3 +233,57 @@ async def _room_of(proposal: dict) -> Room:
     return await database_sync_to_async(
         lambda: Proposal.objects.select_related("room").get(pk=proposal["id"]).room
     )()
+
+
+async def test_a_reloaded_host_still_sees_who_is_muted(sockets, a_public_room, alice, bob):
+    host, first = await in_room(sockets, a_public_room, alice)
+    bobs, _ = await in_room(sockets, a_public_room, bob)
+    visitor, _ = await in_room(sockets, a_public_room, anonymous=True)
+    theirs = (await answer(visitor, {"type": "propose", "text": "scream"}))["proposal"]
+    bob_muted = await answer(host, {"type": "mute", "username": "bob", "minutes": 60})
+    guest_muted = await answer(host, {"type": "mute", "proposal_id": theirs["id"], "minutes": 10})
+
+    reloaded, snapshot = await in_room(sockets, a_public_room, alice)
+
+    assert first["muted"] == []
+    # Soonest to end first; the visitor by their idea on the ballot, never by their session.
+    assert snapshot["muted"] == [
+        {"username": None, "until": guest_muted["until"], "proposal_ids": [theirs["id"]]},
+        {"username": "bob", "until": bob_muted["until"], "proposal_ids": []},
+    ]
+    _, bobs_view = await in_room(sockets, a_public_room, bob)
+    assert "muted" not in bobs_view  # the host's business only
+
+
+async def test_a_mute_that_ran_out_or_was_lifted_is_not_listed(sockets, a_public_room, alice, bob):
+    host, _ = await in_room(sockets, a_public_room, alice)
+    await answer(host, {"type": "mute", "username": "bob", "minutes": 10})
+    await answer(host, {"type": "unmute", "username": "bob"})
+
+    _, snapshot = await in_room(sockets, a_public_room, alice)
+
+    assert snapshot["muted"] == []
+
+
+async def test_the_host_mutes_and_kicks_the_author_of_an_idea_waiting_for_approval(
+    sockets, make_room, alice, carol
+):
+    room = await database_sync_to_async(make_room)(alice, mode="audience", visibility="public")
+    host, _ = await in_room(sockets, room, alice)
+    carols, _ = await in_room(sockets, room, carol)
+    visitor, _ = await in_room(sockets, room, anonymous=True)
+    carols_idea = (await answer(carols, {"type": "propose", "text": "louder"}))["proposal"]
+    guests_idea = (await answer(visitor, {"type": "propose", "text": "scream"}))["proposal"]
+    assert (carols_idea["status"], guests_idea["status"]) == ("pending", "pending")
+
+    muted = await answer(host, {"type": "mute", "proposal_id": carols_idea["id"], "minutes": 10})
+    kicked = await answer(host, {"type": "kick", "proposal_id": guests_idea["id"], "minutes": 10})
+
+    assert (muted["of"], kicked["of"]) == ("mute", "kick")
+    assert (await carols.frame_of("notice"))["code"] == "muted"
+    assert (await visitor.frames_until_closed())[-1] == {"closed": CLOSE_KICKED}
+    _, snapshot = await in_room(sockets, room, alice)
+    assert [(m["username"], m["proposal_ids"]) for m in snapshot["muted"]] == [
+        ("carol", [carols_idea["id"]])
+    ]
+    assert [p["id"] for p in snapshot["pending"]] == [carols_idea["id"], guests_idea["id"]]

@@ -20,7 +20,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from collab.protocol import CLOSE_SANCTIONED
-from tests.moderation.sockets import in_room
+from tests.sockets import in_room
 from webapp.accounts.services import user_api_token
 from webapp.errors import Forbidden
 from webapp.moderation import services
@@ -61,7 +61,7 @@ async def test_a_ban_closes_the_room_and_song_sockets_of_the_account_within_a_se
         assert frames[-1] == {"closed": CLOSE_SANCTIONED}
         assert socket.closed_at - started < BAN_CLOSES_WITHIN_S
     # Nobody else is let go: the host still hears the room.
-    assert not any("closed" in f for f in await host.quiet_for(0.3))
+    assert not any("closed" in f for f in await host.frames_for(0.3))
     await host.send_json({"type": "ping", "t0": 1.0})
     assert (await host.frame_of("pong"))["t0"] == 1.0
 

@@ -6,7 +6,9 @@ Columns (the roles):
 - user   alice, signed in: she owns the song the song rows ask for, and takes part in rooms
 - other  bob, signed in, owns nothing the rows ask for
 - host   holly, signed in, hosts the room the room rows ask for
-- mod    mo, a moderator: staff, in the "moderators" group, not a superuser
+- mod    mo, a moderator: staff, in the "moderators" group, not a superuser. He sees every song
+         and room, but edits and hosts none of other people's: moderators act on those only
+         through the audited moderation actions (the moderation-* rows), never the plain API
 - admin  a superuser
 - banned dan, signed in (session and API token) and then banned by a moderator. He owns the
          song and hosts the room of his rows: a ban must take away even what ownership gives.
@@ -39,7 +41,7 @@ from rest_framework.test import APIClient
 
 from collab import services as room_services
 from collab.models import Audition
-from tests.collab.test_protocol import RoomSocket, anonymous_session
+from tests.sockets import Socket, anonymous_session
 from webapp.accounts.services import user_api_token
 from webapp.moderation import services as moderation_services
 from webapp.moderation.permissions import MODERATORS_GROUP, moderators_group_ensure
@@ -55,7 +57,7 @@ home                    200   200   200   200   200   200   200
 song-new                302L  200   200   200   200   200   302L
 song-new-post           302L  302   302   302   302   302   302L
 song-page               404   200   404   404   200   200   404
-song-page-post          404   302   404   404   302   302   404
+song-page-post          404   302   404   404   403   302   404
 share-page              404   200   404   404   200   200   404
 library                 302L  200   200   200   200   200   302L
 profile                 200   200   200   200   200   200   200
@@ -86,10 +88,10 @@ api-me                  401   200   200   200   200   200   401
 api-songs               401   200   200   200   200   200   401
 api-songs-post          401   202   202   202   202   202   401
 api-song                404   200   404   404   200   200   401
-api-song-patch          404   200   404   404   200   200   401
-api-song-delete         404   204   404   404   204   204   401
+api-song-patch          404   200   404   404   404   200   401
+api-song-delete         404   204   404   404   404   204   401
 api-song-download       404   200   404   404   200   200   401
-api-song-share-token    401   200   404   404   200   200   401
+api-song-share-token    401   200   404   404   404   200   401
 api-shared              404   200   404   404   200   200   401
 api-feed                200   200   200   200   200   200   401
 api-feedback            201   201   201   201   201   201   401
@@ -353,19 +355,19 @@ vote             ack     ack     ack     ack     ack     ack     4403
 vote-elsewhere   nf      nf      nf      nf      nf      nf      4403
 thumb            ack     ack     ack     ack     ack     ack     4403
 keep             login   kept    kept    kept    kept    kept    4403
-pause            forb    forb    forb    ack     ack     ack     4403
-resume           forb    forb    forb    ack     ack     ack     4403
-end              forb    forb    forb    ack     ack     ack     4403
-hard_cut         forb    forb    forb    ack     ack     ack     4403
-skip             forb    forb    forb    ack     ack     ack     4403
-veto             forb    forb    forb    ack     ack     ack     4403
-approve          forb    forb    forb    ack     ack     ack     4403
-reject           forb    forb    forb    ack     ack     ack     4403
-slow_mode        forb    forb    forb    ack     ack     ack     4403
-approval         forb    forb    forb    ack     ack     ack     4403
-mute             forb    forb    forb    ack     ack     ack     4403
-unmute           forb    forb    forb    ack     ack     ack     4403
-kick             forb    forb    forb    ack     ack     ack     4403
+pause            forb    forb    forb    ack     forb    ack     4403
+resume           forb    forb    forb    ack     forb    ack     4403
+end              forb    forb    forb    ack     forb    ack     4403
+hard_cut         forb    forb    forb    ack     forb    ack     4403
+skip             forb    forb    forb    ack     forb    ack     4403
+veto             forb    forb    forb    ack     forb    ack     4403
+approve          forb    forb    forb    ack     forb    ack     4403
+reject           forb    forb    forb    ack     forb    ack     4403
+slow_mode        forb    forb    forb    ack     forb    ack     4403
+approval         forb    forb    forb    ack     forb    ack     4403
+mute             forb    forb    forb    ack     forb    ack     4403
+unmute           forb    forb    forb    ack     forb    ack     4403
+kick             forb    forb    forb    ack     forb    ack     4403
 song-progress    4404    prog    4404    4404    prog    prog    4404
 song-send        4404    ro      4404    4404    ro      ro      4404
 """
@@ -469,7 +471,7 @@ def session_headers(person) -> list[tuple[bytes, bytes]]:
     return [(b"origin", b"http://testserver"), (b"cookie", f"sessionid={session_key}".encode())]
 
 
-async def first_answer(socket: RoomSocket, frame_id: str) -> str:
+async def first_answer(socket: Socket, frame_id: str) -> str:
     """The outcome of the frame sent with this id: its answer's type (or error code)."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -481,10 +483,10 @@ async def first_answer(socket: RoomSocket, frame_id: str) -> str:
     raise AssertionError("no answer")
 
 
-async def connect(path: str, headers) -> tuple[RoomSocket, str]:
+async def connect(path: str, headers) -> tuple[Socket, str]:
     """Open a socket: ("open", first frame taken) or the close code. A refused sanctioned
     account is told why in an error frame before the close: that counts as closed."""
-    socket = RoomSocket(path, headers)
+    socket = Socket(path, headers)
     accepted, code = await socket.connect()
     if not accepted:
         return socket, f"closed:{code}"

@@ -43,7 +43,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from collab import protocol, services
-from tests.collab.test_protocol import RoomSocket, anonymous_session, headers_of
+from tests.sockets import Socket, anonymous_session, headers_of
 
 FRAMES_WANTED = 10_000
 FRAMES_PER_BATCH = (40, 60)
@@ -204,7 +204,7 @@ def frames(targets: dict) -> st.SearchStrategy[tuple[str, str | bytes]]:
 class Listener:
     """A socket to the room and everything it has heard, replies and broadcasts apart."""
 
-    def __init__(self, socket: RoomSocket) -> None:
+    def __init__(self, socket: Socket) -> None:
         self.socket = socket
         self.replies: list[dict] = []
         self.broadcasts: list[dict] = []
@@ -258,7 +258,7 @@ class FuzzedRoom:
         if who == "visitor":
             session_key = await database_sync_to_async(anonymous_session)()
         headers = await database_sync_to_async(headers_of)(user, session_key)
-        socket = RoomSocket(f"/ws/rooms/{self.room.pk}/", headers)
+        socket = Socket(f"/ws/rooms/{self.room.pk}/", headers)
         connected, code = await socket.connect()
         assert connected, code
         listener = Listener(socket)

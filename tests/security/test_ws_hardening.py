@@ -16,7 +16,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from collab import protocol, services
 from collab.protocol import ProtocolError, parse_frame
 from collab.steering_rules import NudgeError, clean_nudge
-from tests.collab.test_protocol import RoomSocket, headers_of
+from tests.sockets import Socket, headers_of
 from webapp.asgi import application
 
 # --- Origin --------------------------------------------------------------------------------------
@@ -68,7 +68,7 @@ async def test_a_made_up_session_cookie_makes_nobody_a_participant(
     proposal = await database_sync_to_async(services.proposal_create)(
         room=a_public_room, user=alice, text="add strings"
     )
-    socket = RoomSocket(
+    socket = Socket(
         f"/ws/rooms/{a_public_room.pk}/",
         [(b"origin", b"http://testserver"), (b"cookie", b"sessionid=made-up-by-a-script")],
     )
@@ -94,7 +94,7 @@ async def test_a_signed_out_session_no_longer_speaks_for_its_user(
     session_key = dict(headers)[b"cookie"].decode().split("=", 1)[1]
     await database_sync_to_async(SessionStore(session_key).delete)()  # bob signed out
 
-    socket = RoomSocket(f"/ws/rooms/{a_public_room.pk}/", headers)
+    socket = Socket(f"/ws/rooms/{a_public_room.pk}/", headers)
     connected, _ = await socket.connect()
     assert connected
     snapshot = await socket.frame()

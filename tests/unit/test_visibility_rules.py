@@ -13,7 +13,8 @@ TOKEN = "the-songs-own-share-token"
 VIEWERS = {
     "owner": User(pk=1, username="alice"),
     "other": User(pk=2, username="bob"),
-    "admin": User(pk=3, username="admin", is_staff=True),
+    "admin": User(pk=3, username="admin", is_staff=True, is_superuser=True),
+    "staff": User(pk=4, username="mo", is_staff=True),  # a moderator, say
     "anonymous": AnonymousUser(),
     "nobody": None,  # no user at all, as a websocket without the auth middleware would have
 }
@@ -28,6 +29,7 @@ VIEW_RULES = """
 viewer      private         unlisted        public
 owner       yes yes yes     yes yes yes     yes yes yes
 admin       yes yes yes     yes yes yes     yes yes yes
+staff       yes yes yes     yes yes yes     yes yes yes
 other       no  no  no      no  yes no      yes yes yes
 anonymous   no  no  no      no  yes no      yes yes yes
 nobody      no  no  no      no  yes no      yes yes yes
@@ -56,9 +58,18 @@ def test_who_may_view_a_song(viewer, visibility, token, expected):
 @pytest.mark.parametrize("visibility", ["private", "unlisted", "public"])
 @pytest.mark.parametrize(
     ("viewer", "expected"),
-    [("owner", True), ("admin", True), ("other", False), ("anonymous", False), ("nobody", False)],
+    [
+        ("owner", True),
+        ("admin", True),
+        # Staff see every song but edit none of other people's: moderators act through the
+        # audited moderation actions (webapp.moderation.services), never a plain edit.
+        ("staff", False),
+        ("other", False),
+        ("anonymous", False),
+        ("nobody", False),
+    ],
 )
-def test_only_the_owner_and_admins_may_edit(viewer, visibility, expected):
+def test_only_the_owner_and_superusers_may_edit(viewer, visibility, expected):
     assert song_can_edit(a_song(visibility), VIEWERS[viewer]) is expected
 
 

@@ -15,6 +15,7 @@ from webapp.accounts.services import (
 )
 from webapp.errors import Forbidden, ServiceError
 from webapp.moderation.selectors import sanction_for_credentials
+from webapp.moderation.signup import login_address_record
 from webapp.ratelimit import client_key, ratelimit_enforce
 from webapp.safety.quotas import quota_get
 
@@ -70,7 +71,7 @@ class SignupApi(APIView):
         ratelimit_enforce(domain="signup", key=client_key(request))
         form = SignupSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        user = user_signup(**form.validated_data)
+        user = user_signup(**form.validated_data, address=request.META.get("REMOTE_ADDR"))
         body = {"token": user_api_token(user=user), "user": UserSerializer(user).data}
         return Response(body, status=status.HTTP_201_CREATED)
 
@@ -91,6 +92,7 @@ class TokenApi(APIView):
             if sanction is not None:
                 raise Forbidden(sanction.describe())
             raise ServiceError("Wrong username or password.", code="bad_credentials")
+        login_address_record(user=user, address=request.META.get("REMOTE_ADDR"))
         return Response({"token": user_api_token(user=user), "user": UserSerializer(user).data})
 
     @extend_schema(request=None, responses={204: None})

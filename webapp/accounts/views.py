@@ -10,7 +10,9 @@ from django.views.decorators.http import require_http_methods
 
 from webapp.accounts.services import user_signup
 from webapp.errors import ServiceError
-from webapp.moderation.selectors import sanction_for_credentials
+from webapp.moderation.selectors import sanction_for_credentials, sanction_of_session
+from webapp.moderation.services import session_mark_sanctioned
+from webapp.moderation.signup import login_address_record
 from webapp.ratelimit import RateLimited, client_key, ratelimit_enforce
 from webapp.songs.selectors import song_list_for_owner, song_list_public_of
 
@@ -34,12 +36,31 @@ class LoginForm(AuthenticationForm):
                 password=self.cleaned_data.get("password") or "",
             )
             if sanction is not None:
+                if self.request is not None:  # this browser is the sanctioned person's
+                    session_mark_sanctioned(session=self.request.session, user_id=sanction.user_id)
                 raise ValidationError(sanction.describe(), code="sanctioned") from None
             raise
 
 
 class LoginView(auth_views.LoginView):
     authentication_form = LoginForm
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        login_address_record(user=form.get_user(), address=self.request.META.get("REMOTE_ADDR"))
+        return response
+
+
+class LogoutView(auth_views.LogoutView):
+    """Django's logout, except that a sanctioned account's session (it reads as signed out)
+    stays marked as that person's in the fresh session that logging out makes."""
+
+    def post(self, request, *args, **kwargs):
+        sanction = sanction_of_session(request.session)
+        response = super().post(request, *args, **kwargs)
+        if sanction is not None:
+            session_mark_sanctioned(session=request.session, user_id=sanction.user_id)
+        return response
 
 
 @require_http_methods(["GET", "POST"])
@@ -52,6 +73,7 @@ def signup(request):
                 username=form.cleaned_data["username"],
                 email=form.cleaned_data.get("email", ""),
                 password=form.cleaned_data["password1"],
+                address=request.META.get("REMOTE_ADDR"),
             )
         except RateLimited as exc:
             form.add_error(None, str(exc))

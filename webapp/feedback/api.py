@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from webapp.feedback.models import FeedbackEvent
 from webapp.feedback.services import MAX_BATCH, EventIn, feedback_record_batch
+from webapp.moderation.selectors import sanction_check_session
 from webapp.ratelimit import client_key, ratelimit_enforce
 
 
@@ -50,6 +51,8 @@ class FeedbackApi(APIView):
         form.is_valid(raise_exception=True)
         session_key = None
         if not request.user.is_authenticated:
+            # A banned person's old cookie reads as signed out: it is still not anybody's to use.
+            sanction_check_session(request.session)
             # Anonymous listeners are limited by address too: a new session per call is cheap.
             ratelimit_enforce(domain="feedback", key=client_key(request))
             if not request.session.session_key:

@@ -42,8 +42,13 @@ class Report(models.Model):
         ACTIONED = "actioned"  # a moderator acted on the target (hid it, banned its author...)
         DISMISSED = "dismissed"  # a moderator looked and left the target as it was
 
+    # None: the site itself reported it (a sign-up flagged as a banned person's: SignupBlock).
     reporter = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reports_made"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="reports_made",
     )
     target_type = models.CharField(max_length=16, choices=TargetType.choices)
     target_id = models.CharField(max_length=MAX_TARGET_ID_CHARS)
@@ -155,6 +160,42 @@ class Sanction(models.Model):
         if self.kind == self.Kind.BAN:
             return "This account is banned."
         return f"This account is suspended until {self.ends_at:%Y-%m-%d %H:%M} UTC."
+
+
+class LoginAddress(models.Model):
+    """An address an account signed in from, as a keyed digest (HMAC with the site's secret key:
+    never the address itself; webapp.moderation.signup). Kept CHORUS_LOGIN_ADDRESS_DAYS, so that
+    a ban can remember where the banned person signed in from lately (SignupBlock)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    digest = models.CharField(max_length=64)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "digest"], name="login_address_once"),
+        ]
+        indexes = [models.Index(fields=["last_seen_at"], name="login_address_seen")]
+
+    def __str__(self) -> str:
+        return f"account {self.user_id} from {self.digest[:12]}… ({self.last_seen_at:%Y-%m-%d})"
+
+
+class SignupBlock(models.Model):
+    """An address (digest) that a banned account signed in from lately: sign-ups from it are
+    refused or flagged (CHORUS_SIGNUP_BLOCK_ACTION) until `expires_at`, or until the ban is
+    lifted, whichever comes first."""
+
+    digest = models.CharField(max_length=64)
+    sanction = models.ForeignKey(Sanction, on_delete=models.CASCADE, related_name="signup_blocks")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["digest", "expires_at"], name="signup_block_digest")]
+
+    def __str__(self) -> str:
+        return f"sign-ups from {self.digest[:12]}… until {self.expires_at:%Y-%m-%d %H:%M}"
 
 
 class AuditEntryIsAppendOnly(Exception):

@@ -6,12 +6,12 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth import SESSION_KEY, get_user_model
 from django.db.models import Count, F, Max, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
-from webapp.errors import NotFound
+from webapp.errors import NotFound, ServiceError
 from webapp.moderation.models import AuditEntry, Report, Sanction, TargetType
 
 QUEUE_SORTS = ("most", "newest")
@@ -42,6 +42,41 @@ def sanction_for_credentials(*, username: str, password: str) -> Sanction | None
     if user is None or not user.is_active or not user.check_password(password):
         return None
     return sanction_in_force(user_id=user.pk)
+
+
+# A session that a sanctioned account used, or tried to log in with, keeps its account's id under
+# this key (and keeps it when it logs out): it is that person's, signed in or not.
+SANCTIONED_ACCOUNT_SESSION_KEY = "moderation_sanctioned_account"
+
+
+def session_account_id(session) -> str | None:
+    """The account a session names: the one signed in (even one authentication now refuses),
+    or the sanctioned account it was marked with (session_mark_sanctioned)."""
+    if session is None:
+        return None
+    return session.get(SESSION_KEY) or session.get(SANCTIONED_ACCOUNT_SESSION_KEY)
+
+
+def sanction_of_session(session, *, now: datetime | None = None) -> Sanction | None:
+    """The sanction in force on the account a session names, if any: a banned person's session
+    reads as signed out, and must not take part as a signed-out visitor either."""
+    account_id = session_account_id(session)
+    return sanction_in_force(user_id=account_id, now=now) if account_id else None
+
+
+class SanctionRefused(ServiceError):
+    """What a sanctioned person is refused with: 403, code `banned` or `suspended`."""
+
+    status_code = 403
+
+
+def sanction_check_session(session, *, now: datetime | None = None) -> None:
+    """Refuses a signed-out session that a banned or suspended account used
+    (sanction_of_session)."""
+    sanction = sanction_of_session(session, now=now)
+    if sanction is not None:
+        code = "banned" if sanction.kind == Sanction.Kind.BAN else "suspended"
+        raise SanctionRefused(sanction.describe(), code=code)
 
 
 def sanctions_of(*, user) -> QuerySet:

@@ -12,6 +12,7 @@ target, and only of things the reporter can see.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
@@ -31,7 +32,12 @@ from webapp.moderation.models import (
     TargetType,
 )
 from webapp.moderation.permissions import user_is_moderator
-from webapp.moderation.selectors import sanction_in_force, target_get_for_reporter
+from webapp.moderation.selectors import (
+    SANCTIONED_ACCOUNT_SESSION_KEY,
+    sanction_in_force,
+    target_get_for_reporter,
+)
+from webapp.moderation.signup import signup_blocks_create
 from webapp.ratelimit import ratelimit_enforce
 from webapp.songs.models import Song
 
@@ -170,7 +176,47 @@ def reports_dismiss(
     return closed
 
 
-# --- Songs ----------------------------------------------------------------------------------------
+# --- Content: songs, rooms, proposals ---------------------------------------------------------
+
+
+def _content_moderate(
+    *,
+    moderator,
+    target_type: str,
+    action: str,
+    reason: str,
+    ip: str | None,
+    change: Callable[[datetime], tuple[dict, object, dict]],
+    settles: bool,
+):
+    """The one shape of every action on a song, a room or a proposal: check the caller, then in
+    one transaction let `change(now)` lock the row and change it (returning the state before, the
+    changed thing and the state after), write the audit entry, and close the target's open
+    reports if the action settles them (every action but making a thing visible again)."""
+    moderation_check_moderator(moderator)
+    now = timezone.now()
+    with transaction.atomic():
+        before, changed, after = change(now)
+        audit_record(
+            actor=moderator,
+            action=action,
+            target_type=target_type,
+            target_id=changed.pk,
+            before=before,
+            after=after,
+            reason=reason,
+            ip=ip,
+        )
+        if settles:
+            _reports_close(
+                target_type=target_type,
+                target_id=changed.pk,
+                moderator=moderator,
+                status=Report.Status.ACTIONED,
+                resolution=action,
+                now=now,
+            )
+    return changed
 
 
 def _song_state(song: Song) -> dict:
@@ -182,49 +228,38 @@ def _song_state(song: Song) -> dict:
 
 
 def _song_moderate(
-    *, moderator, song: Song, state: str, reason: str, action: str, ip: str | None
+    *, moderator, song: Song, state: str, reason: str, required: bool, action: str, ip
 ) -> Song:
-    moderation_check_moderator(moderator)
-    now = timezone.now()
-    with transaction.atomic():
+    reason = moderation_clean_reason(reason, required=required)
+
+    def change(now: datetime) -> tuple[dict, Song, dict]:
         locked = Song.objects.select_for_update().get(pk=song.pk)
         before = _song_state(locked)
-        locked.moderation = state
-        locked.moderation_reason = reason
-        locked.moderated_at = now
+        locked.moderation, locked.moderation_reason, locked.moderated_at = state, reason, now
         # A save, not an update: Song's save signal invalidates the public response cache.
         locked.save(update_fields=["moderation", "moderation_reason", "moderated_at", "updated_at"])
-        audit_record(
-            actor=moderator,
-            action=action,
-            target_type=TargetType.SONG,
-            target_id=locked.pk,
-            before=before,
-            after=_song_state(locked),
-            reason=reason,
-            ip=ip,
-        )
-        if state != Song.Moderation.VISIBLE:
-            _reports_close(
-                target_type=TargetType.SONG,
-                target_id=locked.pk,
-                moderator=moderator,
-                status=Report.Status.ACTIONED,
-                resolution=action,
-                now=now,
-            )
-    return locked
+        return before, locked, _song_state(locked)
+
+    return _content_moderate(
+        moderator=moderator,
+        target_type=TargetType.SONG,
+        action=action,
+        reason=reason,
+        ip=ip,
+        change=change,
+        settles=state != Song.Moderation.VISIBLE,
+    )
 
 
 def song_hide(*, moderator, song: Song, reason: str = "", ip: str | None = None) -> Song:
     """Hide a song: only its owner (who sees it marked) and admins reach it; out of the feed,
     profiles, share links and the API for everyone else. Reversible (song_unhide)."""
-    reason = moderation_clean_reason(reason, required=False)
     return _song_moderate(
         moderator=moderator,
         song=song,
         state=Song.Moderation.HIDDEN,
         reason=reason,
+        required=False,
         action="song.hide",
         ip=ip,
     )
@@ -232,12 +267,12 @@ def song_hide(*, moderator, song: Song, reason: str = "", ip: str | None = None)
 
 def song_unhide(*, moderator, song: Song, reason: str = "", ip: str | None = None) -> Song:
     """Make a hidden or removed song visible again (as its own visibility says)."""
-    reason = moderation_clean_reason(reason, required=False)
     return _song_moderate(
         moderator=moderator,
         song=song,
         state=Song.Moderation.VISIBLE,
         reason=reason,
+        required=False,
         action="song.unhide",
         ip=ip,
     )
@@ -247,18 +282,15 @@ def song_remove(*, moderator, song: Song, reason: str, ip: str | None = None) ->
     """Take a song down (a reason is required): hidden as by song_hide, and its audio is no
     longer served to anyone, its owner included. The files stay in storage until the owner
     deletes the song (an appeal may restore it: song_unhide)."""
-    reason = moderation_clean_reason(reason, required=True)
     return _song_moderate(
         moderator=moderator,
         song=song,
         state=Song.Moderation.REMOVED,
         reason=reason,
+        required=True,
         action="song.remove",
         ip=ip,
     )
-
-
-# --- Rooms ----------------------------------------------------------------------------------------
 
 
 def _room_state(room: Room) -> dict:
@@ -271,54 +303,45 @@ def _room_state(room: Room) -> dict:
 
 
 def _room_moderate(
-    *,
-    moderator,
-    room: Room,
-    state: str,
-    reason: str,
-    end: bool,
-    action: str,
-    ip: str | None,
+    *, moderator, room: Room, state: str | None, reason: str, required: bool, end: bool, action, ip
 ) -> Room:
-    moderation_check_moderator(moderator)
-    now = timezone.now()
-    with transaction.atomic():
-        before = _room_state(Room.objects.select_for_update().get(pk=room.pk))
-        room = room_services.room_moderate(
-            room=room, moderator=moderator, moderation=state, reason=reason, end=end, now=now
-        )
-        audit_record(
-            actor=moderator,
-            action=action,
-            target_type=TargetType.ROOM,
-            target_id=room.pk,
-            before=before,
-            after=_room_state(room),
+    """`state` None: the room keeps its moderation state (a close)."""
+    reason = moderation_clean_reason(reason, required=required)
+
+    def change(now: datetime) -> tuple[dict, Room, dict]:
+        locked = Room.objects.select_for_update().get(pk=room.pk)
+        before = _room_state(locked)
+        changed = room_services.room_moderate(
+            room=room,
+            moderator=moderator,
+            moderation=state or locked.moderation,
             reason=reason,
-            ip=ip,
+            end=end,
+            now=now,
         )
-        if end or state != Room.Moderation.VISIBLE:
-            _reports_close(
-                target_type=TargetType.ROOM,
-                target_id=room.pk,
-                moderator=moderator,
-                status=Report.Status.ACTIONED,
-                resolution=action,
-                now=now,
-            )
-    return room
+        return before, changed, _room_state(changed)
+
+    return _content_moderate(
+        moderator=moderator,
+        target_type=TargetType.ROOM,
+        action=action,
+        reason=reason,
+        ip=ip,
+        change=change,
+        settles=end or state not in (None, Room.Moderation.VISIBLE),
+    )
 
 
 def room_hide(*, moderator, room: Room, reason: str = "", ip: str | None = None) -> Room:
     """Hide a room: off the room list; nobody but admins may open or join it (listeners who
     are not admins are told why and let go). Reversible (room_unhide). It goes on playing for
     the admins who stay; close it to stop it."""
-    reason = moderation_clean_reason(reason, required=False)
     return _room_moderate(
         moderator=moderator,
         room=room,
         state=Room.Moderation.HIDDEN,
         reason=reason,
+        required=False,
         end=False,
         action="room.hide",
         ip=ip,
@@ -326,12 +349,12 @@ def room_hide(*, moderator, room: Room, reason: str = "", ip: str | None = None)
 
 
 def room_unhide(*, moderator, room: Room, reason: str = "", ip: str | None = None) -> Room:
-    reason = moderation_clean_reason(reason, required=False)
     return _room_moderate(
         moderator=moderator,
         room=room,
         state=Room.Moderation.VISIBLE,
         reason=reason,
+        required=False,
         end=False,
         action="room.unhide",
         ip=ip,
@@ -341,12 +364,12 @@ def room_unhide(*, moderator, room: Room, reason: str = "", ip: str | None = Non
 def room_close(*, moderator, room: Room, reason: str, ip: str | None = None) -> Room:
     """End a room for good (a reason is required): every listener gets a `moderated` frame
     saying why and their socket closes (4451). Its page stays, ended."""
-    reason = moderation_clean_reason(reason, required=True)
     return _room_moderate(
         moderator=moderator,
         room=room,
-        state=room.moderation,
+        state=None,
         reason=reason,
+        required=True,
         end=True,
         action="room.close",
         ip=ip,
@@ -355,52 +378,40 @@ def room_close(*, moderator, room: Room, reason: str, ip: str | None = None) -> 
 
 def room_remove(*, moderator, room: Room, reason: str, ip: str | None = None) -> Room:
     """Take a room down: closed as by room_close, and nobody but admins may open it again."""
-    reason = moderation_clean_reason(reason, required=True)
     return _room_moderate(
         moderator=moderator,
         room=room,
         state=Room.Moderation.REMOVED,
         reason=reason,
+        required=True,
         end=True,
         action="room.remove",
         ip=ip,
     )
 
 
-# --- Proposals --------------------------------------------------------------------------------
-
-
 def proposal_reject(
     *, moderator, proposal: Proposal, reason: str = "", ip: str | None = None
 ) -> Proposal:
     """Take a proposal off its room's ballot and out of the music, as the host's veto does."""
-    moderation_check_moderator(moderator)
     reason = moderation_clean_reason(reason, required=False)
-    now = timezone.now()
-    with transaction.atomic():
+
+    def change(now: datetime) -> tuple[dict, Proposal, dict]:
         before = {"status": proposal.status}
-        proposal = room_services.proposal_moderate(
+        changed = room_services.proposal_set_status(
             proposal=proposal, user=moderator, approve=False, now=now
         )
-        audit_record(
-            actor=moderator,
-            action="proposal.reject",
-            target_type=TargetType.PROPOSAL,
-            target_id=proposal.pk,
-            before=before,
-            after={"status": proposal.status},
-            reason=reason,
-            ip=ip,
-        )
-        _reports_close(
-            target_type=TargetType.PROPOSAL,
-            target_id=proposal.pk,
-            moderator=moderator,
-            status=Report.Status.ACTIONED,
-            resolution="proposal.reject",
-            now=now,
-        )
-    return proposal
+        return before, changed, {"status": changed.status}
+
+    return _content_moderate(
+        moderator=moderator,
+        target_type=TargetType.PROPOSAL,
+        action="proposal.reject",
+        reason=reason,
+        ip=ip,
+        change=change,
+        settles=True,
+    )
 
 
 # --- Accounts -----------------------------------------------------------------------------------
@@ -435,13 +446,16 @@ def _sanction(
             ends_at=ends_at,
             created_by=moderator,
         )
+        after = _standing(user, now)
+        if kind == Sanction.Kind.BAN:  # sign-ups from where the account signed in lately
+            after["signup_blocks"] = signup_blocks_create(sanction=sanction, now=now)
         audit_record(
             actor=moderator,
             action=f"user.{'ban' if kind == Sanction.Kind.BAN else 'suspend'}",
             target_type=TargetType.USER,
             target_id=user.pk,
             before=before,
-            after=_standing(user, now),
+            after=after,
             reason=reason,
             ip=ip,
         )
@@ -512,3 +526,15 @@ def user_lift_sanctions(*, moderator, user, reason: str = "", ip: str | None = N
             ip=ip,
         )
     return lifted
+
+
+# --- Sessions -------------------------------------------------------------------------------------
+
+
+def session_mark_sanctioned(*, session, user_id) -> None:
+    """Mark a session as a sanctioned account's (its login was refused for the sanction, or it
+    logs out), so that it cannot go on as a signed-out visitor: feedback, rooms
+    (webapp.moderation.selectors.sanction_of_session). Clearing cookies gets round it, as it
+    would any cookie; what it stops is the easy path of an old cookie."""
+    if session is not None and user_id:
+        session[SANCTIONED_ACCOUNT_SESSION_KEY] = str(user_id)

@@ -21,10 +21,19 @@ def _one(songs: QuerySet) -> Song | None:
         return None
 
 
+def _is_owner(song: Song, user) -> bool:
+    return user is not None and user.is_authenticated and user.pk == song.owner_id
+
+
+def _is_staff(user) -> bool:
+    return user is not None and user.is_authenticated and (user.is_staff or user.is_superuser)
+
+
 def song_can_view(song: Song, user, *, share_token: str | None = None) -> bool:
-    """Owners and admins see everything; public songs anyone; unlisted ones by share token only.
-    A song the moderators hid or removed: its owner (who sees it marked) and admins only."""
-    if song_can_edit(song, user):
+    """Owners and staff (moderators included) see everything; public songs anyone; unlisted ones
+    by share token only. A song the moderators hid or removed: its owner (who sees it marked)
+    and staff only."""
+    if _is_owner(song, user) or _is_staff(user):
         return True
     if song.moderation != Song.Moderation.VISIBLE:
         return False
@@ -36,10 +45,11 @@ def song_can_view(song: Song, user, *, share_token: str | None = None) -> bool:
 
 
 def song_can_edit(song: Song, user) -> bool:
-    return (
-        user is not None
-        and user.is_authenticated
-        and (user.pk == song.owner_id or user.is_staff or user.is_superuser)
+    """Its owner, and superusers. Not staff: moderators act on other people's songs only through
+    the moderation actions (webapp.moderation.services), which write the audit log; a plain edit
+    or delete through the API or the page would bypass it."""
+    return _is_owner(song, user) or (
+        user is not None and user.is_authenticated and user.is_superuser
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -126,7 +127,10 @@ def song_page(request, song_id):
     except NotFound as exc:
         raise Http404(exc.message) from exc
     can_edit = selectors.song_can_edit(song, request.user)
-    if request.method == "POST" and can_edit:
+    if request.method == "POST" and not can_edit:
+        # Staff may see the song (and moderators act on it from the moderation page), not edit it.
+        raise PermissionDenied("Only the song's owner can change it.")
+    if request.method == "POST":
         action = request.POST.get("action")
         try:
             if action == "delete":

@@ -1,4 +1,6 @@
-"""Websockets to the site for the moderation tests, through the real ASGI application."""
+"""Websockets to the site for tests, through the real ASGI application: the one helper that the
+room protocol, moderation and security tests share (channels.testing needs daphne, which this
+project does not install)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,7 @@ from django.test import Client
 
 
 class Socket(ApplicationCommunicator):
-    """A browser's websocket to the site (channels.testing needs daphne, which this project
-    does not install): the same thin layer over asgiref as the rooms' and songs' tests."""
+    """A browser's websocket to the site (a room, ws/rooms/<id>/, or a song, ws/songs/<id>/)."""
 
     def __init__(self, path: str, headers: list, query: str = "") -> None:
         from webapp.asgi import application
@@ -26,7 +27,7 @@ class Socket(ApplicationCommunicator):
             "subprotocols": [],
         }
         super().__init__(application, scope)
-        self.closed_at: float | None = None
+        self.closed_at: float | None = None  # when the server's close arrived (monotonic)
         self.close_code: int | None = None
 
     async def connect(self) -> tuple[bool, int | None]:
@@ -40,6 +41,16 @@ class Socket(ApplicationCommunicator):
     async def send_json(self, frame: dict) -> None:
         await self.send_input({"type": "websocket.receive", "text": json.dumps(frame)})
 
+    async def send_text(self, text: str) -> None:
+        await self.send_input({"type": "websocket.receive", "text": text})
+
+    def _read(self, message: dict) -> dict:
+        if message["type"] == "websocket.close":
+            self.closed_at = time.monotonic()
+            self.close_code = message.get("code", 1000)
+            return {"closed": self.close_code}
+        return json.loads(message["text"])
+
     async def frame(self, timeout: float = 3.0) -> dict:
         """The next frame, or {"closed": code} once the server closed (noting when). Polls
         rather than waiting on receive_output, whose timeout would cancel the application."""
@@ -49,12 +60,7 @@ class Socket(ApplicationCommunicator):
                 self.future.result()
             assert time.monotonic() < deadline, "no frame arrived"
             await asyncio.sleep(0.002)
-        message = self.output_queue.get_nowait()
-        if message["type"] == "websocket.close":
-            self.closed_at = time.monotonic()
-            self.close_code = message.get("code", 1000)
-            return {"closed": self.close_code}
-        return json.loads(message["text"])
+        return self._read(self.output_queue.get_nowait())
 
     async def frame_of(self, kind: str, timeout: float = 3.0) -> dict:
         """The next frame of this type (or the close), passing over others."""
@@ -72,20 +78,15 @@ class Socket(ApplicationCommunicator):
             frames.append(await self.frame(max(0.0, deadline - time.monotonic())))
         return frames
 
-    async def quiet_for(self, seconds: float) -> list[dict]:
-        """The frames that arrive within `seconds` (none of them a close, or it is returned)."""
+    async def frames_for(self, seconds: float) -> list[dict]:
+        """Every frame that arrives in the next `seconds` (a close among them, if it comes)."""
         frames = []
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if self.output_queue.empty():
                 await asyncio.sleep(0.01)
                 continue
-            message = self.output_queue.get_nowait()
-            frames.append(
-                {"closed": message.get("code")}
-                if message["type"] == "websocket.close"
-                else json.loads(message["text"])
-            )
+            frames.append(self._read(self.output_queue.get_nowait()))
         return frames
 
     async def disconnect(self) -> None:
@@ -94,6 +95,7 @@ class Socket(ApplicationCommunicator):
 
 
 def headers_of(user=None, session_key: str | None = None) -> list[tuple[bytes, bytes]]:
+    """What a browser on the site sends: its origin and, if it has one, its session cookie."""
     headers = [(b"origin", b"http://testserver")]
     if user is not None:
         client = Client()
@@ -105,13 +107,14 @@ def headers_of(user=None, session_key: str | None = None) -> list[tuple[bytes, b
 
 
 def anonymous_session() -> str:
+    """A signed-out visitor's session, as the room page makes one."""
     session = SessionStore()
     session.create()
     return session.session_key
 
 
 async def in_room(sockets, room, user=None, **options):
-    """A socket to the room, past its snapshot."""
+    """A socket to the room (through a `sockets` fixture that takes a path), past its snapshot."""
     socket, connected, code = await sockets(f"/ws/rooms/{room.pk}/", user, **options)
     assert connected, code
     snapshot = await socket.frame()
