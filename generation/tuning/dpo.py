@@ -56,6 +56,9 @@ class Clip:
 class PreferencePair:
     chosen: Clip
     rejected: Clip
+    # how many listeners' judgements the pair stands for, in held-out figures (a pair of items
+    # merged by majority: its net count, so a pair most agreed on counts most)
+    weight: float = 1.0
 
 
 @dataclass
@@ -136,6 +139,7 @@ class DPOOutput:
     dpo: Tensor
     nll: Tensor
     margins: Tensor  # [B]: r(chosen) - r(rejected), detached
+    pair_losses: Tensor  # [B]: each pair's dpo + nll_weight * nll, detached
 
     def metrics(self) -> dict[str, float]:
         return {
@@ -147,9 +151,13 @@ class DPOOutput:
         }
 
 
-def preference_accuracy(margins: Tensor) -> float:
-    """Share of pairs whose chosen item has the larger implicit reward; a tie counts a half."""
-    return float(((margins > 0).float() + 0.5 * (margins == 0).float()).mean())
+def preference_accuracy(margins: Tensor, weights: Tensor | None = None) -> float:
+    """Share of pairs whose chosen item has the larger implicit reward; a tie counts a half.
+    With ``weights``, each pair counts as many times as its weight."""
+    right = (margins > 0).float() + 0.5 * (margins == 0).float()
+    if weights is None:
+        return float(right.mean())
+    return float((right * weights).sum() / weights.sum())
 
 
 def dpo_loss(
@@ -189,8 +197,10 @@ def dpo_forward(
         reference_logps = (ref[:n], ref[n:])
     dpo, margins = dpo_loss(logps[:n], logps[n:], *reference_logps, config.beta)
     codes = batch.mask[:n].sum((1, 2)).clamp(min=1)
-    nll = (-logps[:n] / codes).mean()
-    return DPOOutput(dpo + config.nll_weight * nll, dpo, nll, margins.detach())
+    nll_each = -logps[:n] / codes
+    nll = nll_each.mean()
+    pair_losses = (-F.logsigmoid(margins) + config.nll_weight * nll_each).detach()
+    return DPOOutput(dpo + config.nll_weight * nll, dpo, nll, margins.detach(), pair_losses)
 
 
 def dpo_step(
@@ -212,22 +222,47 @@ def dpo_step(
 
 
 @torch.no_grad()
+def reference_logps_of(
+    reference: TokenLM, pairs: Sequence[PreferencePair], batch_size: int
+) -> list[tuple[Tensor, Tensor]]:
+    """The reference's (chosen, rejected) log-probabilities, one tuple per batch of
+    ``batch_size`` pairs as :func:`evaluate_pairs` walks them: computed once, reused at every
+    evaluation (the reference never changes)."""
+    out = []
+    for i in range(0, len(pairs), batch_size):
+        chunk = pairs[i : i + batch_size]
+        batch = TokenBatch.of([p.chosen for p in chunk] + [p.rejected for p in chunk], reference)
+        logps = sequence_logps(reference, batch)
+        out.append((logps[: len(chunk)], logps[len(chunk) :]))
+    return out
+
+
+@torch.no_grad()
 def evaluate_pairs(
-    policy: TokenLM, reference: TokenLM, pairs: Sequence[PreferencePair], config: DPOConfig
+    policy: TokenLM,
+    reference: TokenLM,
+    pairs: Sequence[PreferencePair],
+    config: DPOConfig,
+    reference_logps: Sequence[tuple[Tensor, Tensor]] | None = None,
 ) -> dict[str, float]:
-    """Preference accuracy, mean margin and loss of the policy on pairs (held out)."""
+    """Preference accuracy, mean margin and loss of the policy on pairs (held out), each pair
+    counted by its weight. ``reference_logps``: from :func:`reference_logps_of` on the same
+    pairs and batch size (else the reference runs again)."""
     policy.eval()
     margins, losses = [], []
-    for i in range(0, len(pairs), config.batch_size):
+    for n, i in enumerate(range(0, len(pairs), config.batch_size)):
         chunk = pairs[i : i + config.batch_size]
-        out = dpo_forward(policy, reference, chunk, config)
+        cached = reference_logps[n] if reference_logps is not None else None
+        out = dpo_forward(policy, reference, chunk, config, cached)
         margins.append(out.margins)
-        losses.append(float(out.loss) * len(chunk))
+        losses.append(out.pair_losses)
     all_margins = torch.cat(margins)
+    weights = torch.tensor([float(p.weight) for p in pairs])
+    total = weights.sum()
     return {
-        "accuracy": preference_accuracy(all_margins),
-        "margin": float(all_margins.mean()),
-        "loss": sum(losses) / len(pairs),
+        "accuracy": preference_accuracy(all_margins, weights),
+        "margin": float((all_margins * weights).sum() / total),
+        "loss": float((torch.cat(losses) * weights).sum() / total),
     }
 
 
@@ -271,7 +306,8 @@ def train_dpo(
         if log is not None:
             log(row)
 
-    best = evaluate_pairs(policy, reference, held_out, config)
+    held_out_reference = reference_logps_of(reference, held_out, config.batch_size)
+    best = evaluate_pairs(policy, reference, held_out, config, held_out_reference)
     best_step, best_state = 0, copy.deepcopy(policy.state_dict())
     record({"step": 0, **{f"held_out_{k}": v for k, v in best.items()}})
     cached: dict[int, tuple[Tensor, Tensor]] = {}  # reference log-probs per training pair
@@ -305,7 +341,7 @@ def train_dpo(
         bar.update(1)
         bar.set_postfix(loss=f"{metrics['loss']:.3f}", margin=f"{metrics['margin']:.3f}")
         if step % config.eval_every == 0 or step == config.max_steps:
-            scores = evaluate_pairs(policy, reference, held_out, config)
+            scores = evaluate_pairs(policy, reference, held_out, config, held_out_reference)
             record({"step": step, **{f"held_out_{k}": v for k, v in scores.items()}})
             if _better(scores, best):
                 best, best_step = scores, step

@@ -5,7 +5,8 @@
         -> the critic: Bradley–Terry head on the LM trunk, over every pair (any version)
         -> DPO: on-policy pairs only (both items made by the version being tuned), merged into
            one preference per pair of items by majority, steps capped, the checkpoint chosen
-           on the held-out pairs (the untouched reference included: it may win)
+           on the held-out listeners' judgements (each merged pair weighted by its net count;
+           the untouched reference included: it may win)
         -> a RoundResult with both models and what they measured
 
 The web side (webapp/tuning/services.py) reads the feedback table, loads the clips, calls
@@ -31,7 +32,7 @@ from generation.tuning.labels import Item, Labels, Pair
 class RoundConfig:
     held_out_share: float = 0.2  # of choice sets, for both the critic and DPO
     min_critic_pairs: int = 20  # listener pairs (train and held-out each) to train a critic
-    min_dpo_pairs: int = 10  # merged item pairs (train and held-out each) to run DPO
+    min_dpo_pairs: int = 10  # merged training pairs, and held-out judgements, to run DPO
     # DPO scores each item on its first frames only (None: as many as the context holds): the
     # cost of a step is linear in them, and a few seconds carry style, tempo and key
     dpo_frames: int | None = None
@@ -85,14 +86,23 @@ def split_pairs(pairs: Sequence[Pair], share: float, seed: int) -> tuple[list[Pa
     return train, held
 
 
-def consensus(pairs: Sequence[Pair]) -> list[tuple[Item, Item]]:
-    """One (chosen, rejected) per pair of items, by the majority of its listeners; ties give
-    nothing. Sorted, so the same pairs give the same list."""
+def consensus_counts(pairs: Sequence[Pair]) -> list[tuple[Item, Item, int]]:
+    """(chosen, rejected, net) per pair of items: the majority's order and by how many
+    listeners it won (for held-out figures, the net count is each merged pair's weight: a
+    checkpoint ranked by it is ranked as by every listener's judgement, since a tie's
+    judgements are right for one side as often as for the other). Ties give nothing. Sorted,
+    so the same pairs give the same list."""
     net: Counter[tuple[Item, Item]] = Counter()
     for p in pairs:
         a, b = sorted((p.chosen, p.rejected))
         net[(a, b)] += 1 if p.chosen == a else -1
-    return sorted((a, b) if n > 0 else (b, a) for (a, b), n in net.items() if n != 0)
+    return sorted((a, b, n) if n > 0 else (b, a, -n) for (a, b), n in net.items() if n != 0)
+
+
+def consensus(pairs: Sequence[Pair]) -> list[tuple[Item, Item]]:
+    """One (chosen, rejected) per pair of items, by the majority of its listeners; ties give
+    nothing. Sorted, so the same pairs give the same list."""
+    return [(a, b) for a, b, _ in consensus_counts(pairs)]
 
 
 def train_critic(
@@ -116,14 +126,20 @@ def train_critic(
 
 
 def preference_pairs(
-    merged: Sequence[tuple[Item, Item]], clips: Mapping[Item, Clip], frames: int | None = None
+    merged: Sequence[tuple[Item, Item] | tuple[Item, Item, int]],
+    clips: Mapping[Item, Clip],
+    frames: int | None = None,
 ) -> list[PreferencePair]:
-    """DPO pairs of merged (chosen, rejected) items, each cut to its first ``frames``."""
+    """DPO pairs of merged (chosen, rejected[, weight]) items, each cut to its first
+    ``frames``."""
 
     def cut(clip: Clip) -> Clip:
         return clip if frames is None else replace(clip, codes=clip.codes[:, :frames])
 
-    return [PreferencePair(cut(clips[a]), cut(clips[b])) for a, b in merged]
+    return [
+        PreferencePair(cut(clips[m[0]]), cut(clips[m[1]]), float(m[2]) if len(m) > 2 else 1.0)
+        for m in merged
+    ]
 
 
 def run_round(
@@ -157,20 +173,33 @@ def run_round(
     else:
         say(f"critic: too few pairs ({len(train)} / {len(held)}); none trained")
 
-    def on_policy(pairs: Sequence[Pair]) -> list[tuple[Item, Item]]:
-        keep = [
+    def on_policy(pairs: Sequence[Pair]) -> list[Pair]:
+        return [
             p
             for p in pairs
             if labels.items[p.chosen].model_version == version
             and labels.items[p.rejected].model_version == version
         ]
-        return consensus(keep)
 
-    dpo_train, dpo_held = on_policy(train), on_policy(held)
-    counts.update(dpo_train_pairs=len(dpo_train), dpo_held_out_pairs=len(dpo_held))
+    # Training: one preference per pair of items (the majority's). Choosing the checkpoint:
+    # every listener's held-out judgement counts, so a pair most agreed on counts most and the
+    # choice rests on hundreds of judgements rather than a few dozen merged pairs; each pair of
+    # items is scored once, weighted by its net count (the same ranking of checkpoints as
+    # scoring every judgement, for a tenth of the passes).
+    dpo_train = consensus(on_policy(train))
+    dpo_held = consensus_counts(on_policy(held))
+    judgements = sum(n for *_, n in dpo_held)
+    counts.update(
+        dpo_train_pairs=len(dpo_train),
+        dpo_held_out_pairs=len(dpo_held),
+        dpo_held_out_judgements=judgements,
+    )
     policy, result = None, None
-    if min(len(dpo_train), len(dpo_held)) >= config.min_dpo_pairs:
-        say(f"dpo: {len(dpo_train)} item pairs of {version}, {len(dpo_held)} held out")
+    if len(dpo_train) >= config.min_dpo_pairs and judgements >= config.min_dpo_pairs:
+        say(
+            f"dpo: {len(dpo_train)} item pairs of {version}, {len(dpo_held)} held out "
+            f"({judgements} net judgements)"
+        )
         candidate = copy.deepcopy(lm)
         result = train_dpo(
             candidate,
@@ -183,5 +212,5 @@ def run_round(
             policy = candidate
         say(f"dpo: kept step {result.best_step}, held-out accuracy {result.best['accuracy']:.3f}")
     else:
-        say(f"dpo: too few on-policy item pairs ({len(dpo_train)} / {len(dpo_held)}); skipped")
+        say(f"dpo: too few on-policy pairs ({len(dpo_train)} / {judgements}); skipped")
     return RoundResult(version, critic, critic_info, policy, result, dict(counts), config)

@@ -1,8 +1,9 @@
 """Tuning benchmark: a simulated audience through the real service, one round of the loop, and
 whether the tuned model pleases that audience more.
 
-    python -m tests.bench.bench_tuning [--listeners 24] [--requests 90] [--per-request 8]
-        [--room-rounds 3] [--eval-prompts 16] [--dpo-steps 150] [--probe var/checkpoints/probe.pt]
+    python -m tests.bench.bench_tuning [--listeners 24] [--requests 140] [--per-request 10]
+        [--room-rounds 3] [--eval-prompts 24] [--dpo-steps 150] [--dpo-lr 3e-5]
+        [--probe var/checkpoints/probe.pt]
 
 1. **Service**: the embedded default (SQLite, generation in the web process) in a temporary
    folder, served by uvicorn on a free port of 127.0.0.1, with the shipped model
@@ -23,8 +24,8 @@ whether the tuned model pleases that audience more.
    probe. ``like_rate_*`` is the mean like probability of single songs; ``best_of_4_gain`` is
    the critic's pick of 4 minus a single song (the tuned model and its critic).
 5. **Guardrails** (generation/tuning/guardrails.py): codec-domain quality (NLL per code of real
-   held-out clips) and prompt adherence (probe agreement on one song per style) of the tuned
-   model against the base, each allowed to be worse by 5 % at most.
+   held-out clips) and prompt adherence (probe agreement on --guardrail-seeds songs per style)
+   of the tuned model against the base, each allowed to be worse by 5 % at most.
 
 Prints progress and sizes; the LAST line is JSON. Figures, never assertions.
 """
@@ -215,10 +216,12 @@ class Judge:
         return self.cache[key]
 
 
-def run_songs(args, service, accounts, listeners, judge, rng) -> dict:
+def run_songs(args, service, accounts, listeners, judge, rng, taste) -> dict:
     """Requests, two candidates each, heard by --per-request listeners; feedback through the
-    API. Returns counts."""
-    from generation.tuning.audience import Heard
+    API. Returns counts, and how often a vote agreed with the shared hidden taste's order of
+    the two (listeners have their own tastes and moods: no critic of their pairs can do much
+    better than this on the pairs votes decide)."""
+    from generation.tuning.audience import Heard, like_probability
 
     requests = []
     for n in range(args.requests):
@@ -228,6 +231,7 @@ def run_songs(args, service, accounts, listeners, judge, rng) -> dict:
     log(f"   {len(requests)} requests sent ({2 * len(requests)} songs to make)")
     pending: dict[int, list] = defaultdict(list)  # listener -> events not yet posted
     recorded = listens = 0
+    agree: list[bool] = []
     started = time.monotonic()
     for i, (owner, made) in enumerate(requests):
         ids = made["exposure"]["candidates"]
@@ -247,9 +251,12 @@ def run_songs(args, service, accounts, listeners, judge, rng) -> dict:
                 )
             )
         others = [n for n in range(len(listeners)) if n != owner]
+        shared = [like_probability(taste, item.attributes) for item in items]
         for n in [owner, *rng.sample(others, args.per_request - 1)]:
             # asked which of the two they prefer: a fair hearing of each, then a vote
             choice, actions = listeners[n].choose(items)
+            if shared[0] != shared[1]:
+                agree.append(shared[choice] == max(shared))
             actions.append(listeners[n].vote(items[choice], max(a.at_s for a in actions) + 1))
             pending[n] += [a.as_api() for a in actions]
             listens += len(items)
@@ -263,7 +270,12 @@ def run_songs(args, service, accounts, listeners, judge, rng) -> dict:
             )
     for n, events in pending.items():
         recorded += accounts[n].send_feedback(events)
-    return {"song_requests": len(requests), "song_listens": listens, "song_events": recorded}
+    return {
+        "song_requests": len(requests),
+        "song_listens": listens,
+        "song_events": recorded,
+        "votes_agree_with_taste": round(float(np.mean(agree)), 4) if agree else None,
+    }
 
 
 async def run_room(args, service, accounts, listeners, judge, rng) -> dict:
@@ -281,11 +293,15 @@ async def run_room(args, service, accounts, listeners, judge, rng) -> dict:
         sockets = [await RoomSocket(g, room_id).__aenter__() for g in guests]
         try:
             await host_ws.expect({"snapshot"}, 30)
-            for n in range(args.room_rounds):
-                ideas = rng.sample(STYLE_PROMPTS, 2)
+            # new ideas every round (a room may refuse a proposal it has heard before)
+            fresh = rng.sample(STYLE_PROMPTS, min(len(STYLE_PROMPTS), 2 * args.room_rounds))
+            for n in range(min(args.room_rounds, len(fresh) // 2)):
+                ideas = fresh[2 * n : 2 * n + 2]
                 proposals = []
                 for idea in ideas:
                     answer = await host_ws.request({"type": "propose", "text": idea})
+                    if answer.get("type") == "error" or "proposal" not in answer:
+                        raise RuntimeError(f"the proposal {idea!r} was refused: {answer}")
                     proposals.append(answer["proposal"]["id"])
                 previews = {}
                 deadline = time.monotonic() + 120
@@ -362,7 +378,13 @@ def judge_generations(generations, judge, taste, critic, tag: str) -> dict:
 
 
 def guardrails(
-    base_ckpt: Path, tuned_ckpt: Path, probe, manifest: Path, clips: int, duration: float
+    base_ckpt: Path,
+    tuned_ckpt: Path,
+    probe,
+    manifest: Path,
+    clips: int,
+    duration: float,
+    seeds: int = 3,
 ) -> dict:
     from generation.codec import DEFAULT_CHECKPOINT, Codec
     from generation.lm import TokenLM
@@ -377,7 +399,7 @@ def guardrails(
         probe=probe,
         manifest=manifest if manifest.exists() else None,
         clips=clips,
-        seeds=(7,),
+        seeds=tuple(range(7, 7 + seeds)),
         seconds=duration,
     )
     return report.as_dict()
@@ -389,13 +411,13 @@ def guardrails(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--listeners", type=int, default=24)
-    parser.add_argument("--requests", type=int, default=100, help="song requests (2 songs each)")
+    parser.add_argument("--requests", type=int, default=140, help="song requests (2 songs each)")
     parser.add_argument("--per-request", type=int, default=10, help="listeners per request")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per song")
     parser.add_argument("--room-rounds", type=int, default=3)
     parser.add_argument("--room-listeners", type=int, default=6)
     parser.add_argument("--eval-prompts", type=int, default=24)
-    parser.add_argument("--dpo-steps", type=int, default=40)
+    parser.add_argument("--dpo-steps", type=int, default=150)
     parser.add_argument("--dpo-lr", type=float, default=3e-5)
     parser.add_argument("--dpo-beta", type=float, default=0.1)
     parser.add_argument("--dpo-frames", type=int, default=125, help="first frames scored (5 s)")
@@ -409,6 +431,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe", type=Path, default=DEFAULT_PROBE)
     parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
     parser.add_argument("--guardrail-clips", type=int, default=32)
+    parser.add_argument(
+        "--guardrail-seeds",
+        type=int,
+        default=3,
+        help="songs per style for prompt adherence (one per style moves it by 6 %%)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args(argv)
@@ -443,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
             "dpo_lr",
             "dpo_beta",
             "dpo_frames",
+            "guardrail_seeds",
             "threads",
         )
     }
@@ -466,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
             service.signup(x.name.replace("-", "_"), f"pw-{x.name}-{args.seed}-bench")
             for x in listeners
         ]
-        counts = run_songs(args, service, accounts, listeners, judge, rng)
+        counts = run_songs(args, service, accounts, listeners, judge, rng, taste)
         marks["songs_s"] = time.monotonic() - began
         if args.room_rounds:
             log(f"   a room: {args.room_listeners} listeners, {args.room_rounds} rounds")
@@ -526,7 +555,13 @@ def main(argv: list[str] | None = None) -> int:
         rails = {"ok": None, "note": "no tuned model: nothing to guard"}
         if tuned is not None:
             rails = guardrails(
-                BASE_LM, tuned, probe, args.manifest, args.guardrail_clips, args.duration
+                BASE_LM,
+                tuned,
+                probe,
+                args.manifest,
+                args.guardrail_clips,
+                args.duration,
+                args.guardrail_seeds,
             )
         marks["guardrails_s"] = time.monotonic() - began
 
@@ -560,6 +595,7 @@ def main(argv: list[str] | None = None) -> int:
                 (round_.get("counts") or {}).get("dpo_train_pairs"),
                 (round_.get("counts") or {}).get("dpo_held_out_pairs"),
             ],
+            "dpo_held_out_judgements": (round_.get("counts") or {}).get("dpo_held_out_judgements"),
             "dpo_best_step": dpo.get("best_step"),
             "dpo_held_out_accuracy": (dpo.get("held_out") or {}).get("accuracy"),
             "round_status": round_.get("status"),

@@ -8,6 +8,8 @@ whose codes carry a hidden quality (the share of frames whose coarse code plays 
 
 from __future__ import annotations
 
+import random
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +85,17 @@ def checkpoint_file(tmp_path):
         return path
 
     return make
+
+
+@pytest.fixture
+def seeded_song_ids(monkeypatch):
+    """Song ids from a seeded generator instead of uuid4. Which songs a canary serves follows a
+    hash of their ids, so with random ids a canary test heard different evidence on every run;
+    with these it hears the same (the rule's error rates over many such draws are measured by
+    generation/tuning/canary_sim.py, not left to chance here)."""
+    from webapp.songs.models import Song
+
+    rng = random.Random(0)
+    monkeypatch.setattr(
+        Song._meta.pk, "_get_default", lambda: uuid.UUID(int=rng.getrandbits(128), version=4)
+    )

@@ -1,9 +1,11 @@
-"""Canary rules: promote when not worse with confidence, roll back when worse, else wait."""
+"""Canary rules: promote when not worse with confidence, roll back when worse beyond a margin
+with confidence, else wait. Every simulated audience here has a fixed seed."""
 
 from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from generation.tuning.canary import (
@@ -15,6 +17,7 @@ from generation.tuning.canary import (
     assigned,
     bootstrap_differences,
     decide,
+    decide_counts,
     outcomes_from_labels,
     rates,
 )
@@ -54,6 +57,58 @@ def test_an_equally_good_candidate_with_plenty_of_evidence_is_promoted():
     decision = decide(outcomes, "base", "cand", RULES)
     assert decision.action == PROMOTE
     assert decision.like_diff.low > -RULES.like_margin
+
+
+def test_an_equally_good_candidate_is_almost_never_rolled_back():
+    # The rule before (two metrics at 95 % each, any difference below zero) rolled back 24 of
+    # these 200 equal audiences; now 1 does, with these rules' low minimum evidence (20 thumbs a
+    # side: where chance is largest; the defaults ask for 100).
+    actions = [
+        decide(
+            listenings("base", 30, 4, 0.6, 0.2, seed)
+            + listenings("cand", 30, 4, 0.6, 0.2, seed + 1000, prefix="c"),
+            "base",
+            "cand",
+            RULES,
+        ).action
+        for seed in range(200)
+    ]
+    assert actions.count(ROLL_BACK) <= 2
+    assert actions.count(PROMOTE) < 20  # 120 listenings a side is little evidence to promote on
+
+
+def test_a_difference_within_the_margin_is_no_reason_to_roll_back():
+    outcomes = listenings("base", 1000, 10, 0.6, 0.2, 1) + listenings(
+        "cand", 1000, 10, 0.575, 0.2, 2, prefix="c"
+    )
+    decision = decide(outcomes, "base", "cand", RULES)
+    # lower with confidence (the old rule rolled back on this), but not by the 3-point margin
+    assert -RULES.like_margin < decision.like_diff.high < 0
+    assert decision.action == WAIT
+
+
+def test_a_metric_speaks_only_with_its_minimum_evidence():
+    # Ten thumbs on the candidate, all down, and otherwise the same listening: the like rate has
+    # too few thumbs to roll back on, and the early-skip rate says nothing against it.
+    base = listenings("base", 20, 5, 0.6, 0.2, 1)
+    cand = [
+        Outcome(f"c{i}", "cand", -1 if j == 0 and i < 10 else 0, False)
+        for i in range(20)
+        for j in range(5)
+    ]
+    decision = decide(base + cand, "base", "cand", RULES)
+    assert decision.candidate.thumbs == 10 < RULES.min_thumbs
+    assert decision.action == WAIT and decision.like_diff.high < -0.3
+
+
+def test_the_bounds_are_corrected_for_two_metrics():
+    outcomes = listenings("base", 40, 5, 0.6, 0.2, 1) + listenings("cand", 40, 5, 0.5, 0.2, 2)
+    decision = decide(outcomes, "base", "cand", RULES)
+    # confidence 0.99 for both metrics together: each one-sided bound at 0.995
+    like, skip = bootstrap_differences(outcomes, "base", "cand", RULES.resamples, RULES.seed)
+    assert decision.like_diff.high == pytest.approx(float(np.percentile(like, 99.5)))
+    assert decision.like_diff.low == pytest.approx(float(np.percentile(like, 0.5)))
+    assert decision.skip_diff.low == pytest.approx(float(np.percentile(skip, 0.5)))
 
 
 def test_with_little_evidence_the_canary_keeps_waiting():
@@ -127,3 +182,23 @@ def test_canary_assignment_is_fixed_per_unit_and_close_to_its_share():
     # shares nest: everything in the 10 % canary is also in a 20 % one
     assert set(picked) <= {i for i in ids if assigned(i, 0.2, "cand")}
     assert not any(assigned(i, 0.0, "cand") for i in ids)
+
+
+def test_the_error_rate_simulation_runs_the_rule_as_the_service_and_the_beat_would():
+    from generation.tuning.canary_sim import (
+        Traffic,
+        canary_life,
+        current_rule,
+        service_test_counts,
+    )
+
+    test_rules = CanaryRules(
+        like_margin=0.2, skip_margin=0.2, min_thumbs=40, min_listenings=100, resamples=400
+    )
+    counts = service_test_counts(seed=0)
+    assert counts.shape == (2, 16, 4) and counts[..., 0].sum() == 16 * 24
+    assert decide_counts(counts, test_rules).action == PROMOTE
+    # a clearly worse canary (about 20 points fewer likes) is rolled back within its life
+    small = Traffic(listeners=800)
+    action, listeners = canary_life(small, -1.0, 0, current_rule, RULES)
+    assert action == ROLL_BACK and listeners < 800

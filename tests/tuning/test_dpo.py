@@ -18,6 +18,7 @@ from generation.tuning.dpo import (
     dpo_forward,
     evaluate_pairs,
     frozen_reference,
+    reference_logps_of,
     sequence_logps,
     train_dpo,
 )
@@ -156,3 +157,24 @@ def test_the_kept_checkpoint_is_the_one_best_on_held_out_pairs_even_the_referenc
     result = train_dpo(policy, train, opposite, config, progress=False)
     assert result.best_step == 0 and result.best["accuracy"] == 0.5
     assert all(torch.equal(start[k], v) for k, v in policy.state_dict().items())
+
+
+def test_held_out_pairs_count_by_their_weight_and_the_reference_runs_once():
+    policy = tiny_lm()
+    reference = frozen_reference(policy)
+    config = DPOConfig(batch_size=2)
+    held = pairs(policy, 3)
+    with torch.no_grad():  # move the policy off the reference, so margins are not zero
+        for p in policy.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    plain = evaluate_pairs(policy, reference, held, config)
+    cached = evaluate_pairs(
+        policy, reference, held, config, reference_logps_of(reference, held, config.batch_size)
+    )
+    assert cached == pytest.approx(plain)
+    # a pair of weight 3 counts as three copies of it
+    heavy = [PreferencePair(held[0].chosen, held[0].rejected, weight=3.0), *held[1:]]
+    copies = [held[0], held[0], held[0], *held[1:]]
+    assert evaluate_pairs(policy, reference, heavy, config) == pytest.approx(
+        evaluate_pairs(policy, reference, copies, config)
+    )

@@ -11,9 +11,10 @@ from generation.lm import LMConfig, TokenLM
 from generation.tuning.dpo import Clip
 from generation.tuning.guardrails import Guardrails, code_nll, style_agreement
 from generation.tuning.labels import Item, Pair
-from generation.tuning.loop import consensus, preference_pairs, split_pairs
+from generation.tuning.loop import consensus, consensus_counts, preference_pairs, split_pairs
 
 A, B, C = Item("song", "a"), Item("song", "b"), Item("song", "c")
+clip_a, clip_b = Clip(torch.zeros(3, 4, dtype=torch.long), {}), Clip(torch.ones(3, 4), {})
 
 
 def pair(choice_set, actor, chosen, rejected):
@@ -39,6 +40,11 @@ def test_listeners_pairs_merge_into_one_preference_per_pair_of_items_by_majority
         pair("r2", "u2", A, C),  # a tie: no preference
     ]
     assert consensus(pairs) == [(A, B)]
+    # held out, each merged pair stands for its net count of judgements
+    assert consensus_counts(pairs) == [(A, B, 1)]
+    assert consensus_counts([*pairs, pair("r1", "u4", A, B)]) == [(A, B, 2)]
+    (weighted,) = preference_pairs(consensus_counts(pairs), {A: clip_a, B: clip_b})
+    assert weighted.weight == 1.0 and weighted.chosen is clip_a
 
 
 def test_dpo_pairs_can_be_cut_to_their_first_frames():
