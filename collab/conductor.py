@@ -19,11 +19,24 @@ callback task, and the same path works for the in-process default. What is in fl
 the cache (`room:<id>:conductor`), so a tick holds no state of its own: a conductor that dies is
 replaced by another (or by beat's fallback tick) that carries on where it stopped.
 
-A job that never comes back (its worker died, its message was lost) is asked for again with the
-same (room, sequence) after `Policy.stale_after_s`: idempotent, because the store answers a
-repeated job with the stored chunk, and a worker that picks the room up continues from the last
-stored state. The room misses at most that chunk. After `Policy.max_attempts` the room starts a
-fresh *stream* (below) rather than waiting on one that cannot go on.
+Sticky rooms (service mode): each result names the worker that made it (`worker`, kept in the
+chunk's provenance), and that worker keeps the room's session resident (generation/resident.py).
+The room's next chunk goes back to it, on the worker's own queue (Celery's `worker_direct`
+queue, `<node name>.dq2`, which every worker consumes besides `gpu`): `route_batches` groups the
+rooms due by worker while it has fewer than `CeleryDispatcher.worker_batch` rooms in flight
+(what a worker makes in real time). The rest, rooms with no known worker, and rooms whose worker
+let a job down lately (`Policy.worker_probation_s`) go to the shared queue `gpu` in messages of
+at most that many, and then stick to whoever took them.
+
+A job that does not come back (its worker died, its message was lost) is asked for again with
+the same (room, sequence), on the shared queue: once it is older than a few of the measured
+round trips *and* the room's lead is getting short (`retry_after`, `plan_room`), or in any case
+after `Policy.stale_after_s`. Idempotent, because the store answers a repeated job with the
+stored chunk, and a worker that picks the room up continues from the last stored state; if both
+copies run, the first to store its result wins (result and state together, generation.tasks),
+so a duplicate costs compute, never a fork in the music. The room misses at most that chunk.
+After `Policy.max_attempts` the room starts a fresh *stream* (below) rather than waiting on one
+that cannot go on.
 
 Streams: the engine continues a room's stream from its state in the store, which expires an
 hour after its last chunk (generation.tasks.RESULT_TTL_S) and is gone after a restart of the
@@ -40,6 +53,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -107,6 +121,15 @@ class Policy:
     max_auditions: int = 8  # previews asked for in one batch
     stale_after_s: float = 6.0  # a job not back after this long is asked for again...
     max_attempts: int = 3  # ...up to this many times; then the room starts a fresh stream
+    # A first ask is asked again sooner (see retry_after): once it is older than this many
+    # measured round trips (at least min_retry_s; retry_unmeasured_s before min_round_trips
+    # batches came back) while less than retry_lead_s of audio lies ahead of the clock.
+    retry_rtt_factor: float = 2.0
+    min_retry_s: float = 0.5
+    retry_unmeasured_s: float = 2.0
+    retry_lead_s: float = 1.0
+    # A worker whose job had to be asked again gets no rooms of its own for this long.
+    worker_probation_s: float = 30.0
     # A room silent this long has lost its stream state (the store keeps it for an hour).
     state_ttl_s: float = generation_tasks.RESULT_TTL_S - 300
     max_batch: int = 128  # rooms in one batched call; the rest go in the next tick's
@@ -158,15 +181,22 @@ class Want:
     attempt: int = 1  # above 1: the job for this sequence vanished and is asked for again
 
 
-def plan_room(room: RoomClock, now: float, policy: Policy = DEFAULT_POLICY) -> Want | None:
+def plan_room(
+    room: RoomClock,
+    now: float,
+    policy: Policy = DEFAULT_POLICY,
+    retry_after_s: float | None = None,
+) -> Want | None:
     """The room's next chunk if it needs one now; None otherwise.
 
     Nothing for a room that is paused, ended or empty. Otherwise the next chunk is asked for
     once less than `lead_s` of audio lies ahead of the playback clock (`now - origin`), and
     starts where the last one ends, or `start_lead_s` from now if that moment is past: a room
     that comes back after a silence starts a new stretch of timeline, it never fills the gap.
-    One chunk is in flight per room at a time (each continues the state its predecessor left);
-    one in flight for longer than `stale_after_s` is asked for again, same sequence."""
+    One chunk is in flight per room at a time (each continues the state its predecessor left).
+    One in flight is asked for again, same sequence: a first ask once it is `retry_after_s`
+    old (see retry_after) while less than `retry_lead_s` lies ahead, so the copy can be back
+    before the room runs dry; any ask once it is `stale_after_s` old."""
     if room.status != Room.Status.LIVE or room.listeners <= 0:
         return None
     playhead = now - room.origin
@@ -176,7 +206,14 @@ def plan_room(room: RoomClock, now: float, policy: Policy = DEFAULT_POLICY) -> W
     sequence = room.last.sequence + 1 if room.last is not None else 0
     flight = room.in_flight
     if flight is not None and flight.sequence == sequence:
-        if now - flight.asked_at < policy.stale_after_s:
+        age = now - flight.asked_at
+        early = (
+            retry_after_s is not None
+            and flight.attempts == 1
+            and age >= retry_after_s
+            and lead < policy.retry_lead_s
+        )
+        if age < policy.stale_after_s and not early:
             return None
         return Want(room.room, sequence, start, lead, attempt=flight.attempts + 1)
     if lead >= policy.lead_s:
@@ -184,10 +221,72 @@ def plan_room(room: RoomClock, now: float, policy: Policy = DEFAULT_POLICY) -> W
     return Want(room.room, sequence, start, lead)
 
 
-def plan(rooms: Iterable[RoomClock], now: float, policy: Policy = DEFAULT_POLICY) -> list[Want]:
+def plan(
+    rooms: Iterable[RoomClock],
+    now: float,
+    policy: Policy = DEFAULT_POLICY,
+    retry_after_s: float | None = None,
+) -> list[Want]:
     """Every room's next chunk that is due now, the most urgent (least audio ahead) first."""
-    wants = [w for w in (plan_room(r, now, policy) for r in rooms) if w is not None]
-    return sorted(wants, key=lambda w: (w.lead_s, w.room))
+    wants = [plan_room(r, now, policy, retry_after_s) for r in rooms]
+    return sorted((w for w in wants if w is not None), key=lambda w: (w.lead_s, w.room))
+
+
+def _p90(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(0.9 * len(ordered)) - 1)]
+
+
+def retry_after(round_trips: Sequence[float], policy: Policy = DEFAULT_POLICY) -> float:
+    """How old a first ask may get before it is asked again (when the room's lead is short:
+    plan_room): `retry_rtt_factor` times the 90th percentile of the measured round trips, at
+    least `min_retry_s` and at most `stale_after_s`; `retry_unmeasured_s` until
+    `min_round_trips` batches have come back. A job that far past its usual time has most
+    likely lost its worker; if it was only slow, the copy costs compute, not correctness."""
+    if len(round_trips) < policy.min_round_trips:
+        wait = policy.retry_unmeasured_s
+    else:
+        wait = max(policy.min_retry_s, policy.retry_rtt_factor * _p90(round_trips))
+    return min(policy.stale_after_s, wait)
+
+
+def choose_worker(
+    home: str | None, late: dict[str, float], now: float, policy: Policy = DEFAULT_POLICY
+) -> str | None:
+    """The worker a room's next chunk goes to: the one that made its last chunk (`home`, which
+    holds the room resident), unless it let a job down (asked again) in the last
+    `worker_probation_s` (`late`: worker -> when); None: the shared queue."""
+    if not home:
+        return None
+    since = late.get(home)
+    if since is not None and now - since < policy.worker_probation_s:
+        return None
+    return home
+
+
+def route_batches(
+    rooms: Sequence[tuple[str, str | None]],
+    worker_batch: int,
+    busy: dict[str, int] | None = None,
+) -> list[tuple[str | None, list[str]]]:
+    """Messages for the rooms due, given as (room, worker or None), most urgent first: each
+    worker's rooms in one message, as long as the worker has fewer than `worker_batch` rooms
+    (what one worker makes in real time) in flight, counting those it has already (`busy`);
+    the rest of them, and rooms with no worker, on the shared queue (None), which the first
+    free worker takes, in messages of at most `worker_batch`. A worker that holds more rooms
+    than it can make thus sheds them to the others. Most urgent first within each message."""
+    cap = max(1, worker_batch)
+    busy = busy or {}
+    own: dict[str, list[str]] = {}
+    shared: list[str] = []
+    for room, worker in rooms:
+        if worker is not None and len(own.setdefault(worker, [])) + busy.get(worker, 0) < cap:
+            own[worker].append(room)
+        else:
+            shared.append(room)
+    batches: list[tuple[str | None, list[str]]] = [(w, rs) for w, rs in own.items() if rs]
+    batches += [(None, shared[i : i + cap]) for i in range(0, len(shared), cap)]
+    return batches
 
 
 def record_start(
@@ -267,9 +366,7 @@ def rewind_margin(round_trips: Sequence[float], policy: Policy = DEFAULT_POLICY)
     Until `min_round_trips` batches have come back, `policy.rewind_margin_s`."""
     if len(round_trips) < policy.min_round_trips:
         return policy.rewind_margin_s
-    ordered = sorted(round_trips)
-    p90 = ordered[min(len(ordered) - 1, math.ceil(0.9 * len(ordered)) - 1)]
-    margin = p90 + policy.replace_margin_s + policy.rewind_slack_s
+    margin = _p90(round_trips) + policy.replace_margin_s + policy.rewind_slack_s
     return min(policy.max_rewind_margin_s, max(policy.min_rewind_margin_s, margin))
 
 
@@ -333,6 +430,7 @@ class Flight:
     # Above 0: a remake of the recorded chunk `sequence` (a rewind), on a branch stream.
     revision: int = 0
     steering_key: str = ""  # the steering it was asked under (steering_key)
+    worker: str = ""  # the worker's own queue it was sent to ("": the shared queue)
 
     @property
     def job_sequence(self) -> int:
@@ -379,22 +477,34 @@ OnDone = Callable[[list[dict], list[dict]], None]
 
 
 class CeleryDispatcher:
-    """Service mode: one message on queue `gpu`; results come back through the store."""
+    """Service mode: messages on queue `gpu`, or on a worker's own queue (Celery's
+    `worker_direct`: `<node name>.dq2`, consumed by that worker only) for the rooms it holds
+    resident; results come back through the store."""
 
     synchronous = False
+    routes = True  # the conductor groups rooms by worker (route_batches)
 
     def __init__(self, expires_s: float = Policy.job_expires_s) -> None:
         self.expires_s = expires_s
         # Previews per batch: a batch holds the worker it lands on (and the rooms' chunks
         # queued behind it) for its whole length. A GPU makes 8 in well under a second.
         self.max_auditions = int(os.environ.get("CHORUS_AUDITION_BATCH", "2"))
+        # Rooms in flight on one worker: what it makes in real time (docs/scaling.md). A 2-vCPU
+        # worker makes 8 rooms' 1 s chunks in about 0.65 s with the rooms resident; set it to
+        # what bench_worker measures on a GPU.
+        self.worker_batch = int(os.environ.get("CHORUS_WORKER_BATCH", "8"))
 
     def ready(self) -> bool:
         return True
 
-    def dispatch(self, jobs: list[dict], out_dir: str, on_done: OnDone) -> None:
+    def dispatch(
+        self, jobs: list[dict], out_dir: str, on_done: OnDone, worker: str | None = None
+    ) -> None:
+        from celery.utils.nodenames import worker_direct
+
+        queue = worker_direct(worker) if worker else "gpu"
         generation_tasks.rooms_next_chunks.apply_async(
-            (jobs, out_dir, bell.CONDUCTOR), queue="gpu", expires=self.expires_s
+            (jobs, out_dir, bell.CONDUCTOR), queue=queue, expires=self.expires_s
         )
 
     def dispatch_auditions(self, jobs: list[dict], out_dir: str) -> None:
@@ -416,6 +526,8 @@ class ThreadDispatcher:
     def __init__(self) -> None:
         self._busy = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chorus-rooms")
+        # previews that gave way to a remake: they carry on after the next batch of chunks
+        self._resume: tuple[list[dict], str] | None = None
 
     def ready(self) -> bool:
         return not self._busy.is_set()
@@ -430,7 +542,11 @@ class ThreadDispatcher:
         except Exception:  # the jobs stay in flight and are asked for again when stale
             logger.exception("rooms: a batch of %d chunks failed", len(jobs))
         finally:
-            self._busy.clear()
+            resume, self._resume = self._resume, None
+            if resume is not None:  # the engine stays busy: the previews carry on now
+                self._pool.submit(self._run_auditions, *resume)
+            else:
+                self._busy.clear()
             bell.ring_conductor()  # the loop collects at once
 
     def dispatch_auditions(self, jobs: list[dict], out_dir: str) -> None:
@@ -439,7 +555,10 @@ class ThreadDispatcher:
 
     def _run_auditions(self, jobs: list[dict], out_dir: str) -> None:
         try:
-            generation_tasks.run_audition_jobs(jobs, out_dir)
+            results = generation_tasks.run_audition_jobs(jobs, out_dir)
+            again = generation_tasks.yielded(jobs, results)
+            if again:
+                self._resume = (again, out_dir)
         except Exception:  # pending; asked for again when stale
             logger.exception("rooms: a batch of %d auditions failed", len(jobs))
         finally:
@@ -561,12 +680,19 @@ class Conductor:
         self._store = store
         self._out_dir = out_dir
         self.round_trips: deque[float] = deque(maxlen=self.ROUND_TRIPS_KEPT)
+        # ...and those of remakes alone: a remake restores an older state, rebuilds its cache
+        # and decodes twice (to find its splice point), so it takes longer than a chunk
+        self.remake_round_trips: deque[float] = deque(maxlen=self.ROUND_TRIPS_KEPT)
+        # workers whose job had to be asked again, and when (soft state, like round_trips)
+        self.late_workers: dict[str, float] = {}
 
     def _came_back(self, flight: Flight, t: float) -> None:
         """A batch's result is in the store: how long it took (first asks only; a retry's
         clock started with an attempt that never came back)."""
         if flight.attempts == 1 and t >= flight.asked_at:
             self.round_trips.append(t - flight.asked_at)
+            if flight.revision:
+                self.remake_round_trips.append(t - flight.asked_at)
 
     @property
     def store(self):
@@ -595,13 +721,16 @@ class Conductor:
         rooms = selectors.room_list_for_conductor(room_ids=wanted)
         self._collect(rooms, flights, t, report)
         rewinds = self._rewinds(rooms, heard, flights, t, report)
+        if rewinds:  # a preview running on the engine gives way (generation.tasks)
+            self.store.ring(generation_tasks.URGENT_BELL)
         clocks = [
             self._clock(rooms[r], listeners[r], flights.get(r))
             for r in heard
             if r in rooms and r not in rewinds and not _rewinding(flights.get(r))
         ]
         metrics.chunk_leads_observe(clocks, t)
-        self._dispatch(plan(clocks, t, self.policy), rooms, flights, t, report, rewinds)
+        wants = plan(clocks, t, self.policy, retry_after(self.round_trips, self.policy))
+        self._dispatch(wants, rooms, flights, t, report, rewinds)
         # Previews wait while any room's chunk is on its way: on a shared engine (one queue, one
         # worker) a batch of previews would otherwise go ahead of a remade chunk a vote waits on.
         busy = not self.dispatcher.synchronous and bool(report.requested or flights)
@@ -698,6 +827,13 @@ class Conductor:
         except Exception:
             logger.exception("room %s: replacing chunk %s failed", room_id, flight.sequence)
             return
+        logger.info(
+            "room %s: remake of chunk %s back after %.2f s: %s",
+            room_id,
+            flight.sequence,
+            t - flight.asked_at,
+            "in place" if chunk is not None else "too late, the old one plays",
+        )
         if chunk is not None:
             room.last_chunk = chunk
             report.replaced.append((room_id, chunk.sequence))
@@ -716,6 +852,7 @@ class Conductor:
             "reset": flight.reset,
             "steering_key": flight.steering_key,
             "revision": flight.revision,
+            **({"worker": result["worker"]} if result.get("worker") else {}),
         }
 
     def _record(self, room: Room, result: dict, flight: Flight, t: float) -> Chunk:
@@ -760,7 +897,10 @@ class Conductor:
             if last_key in ("", key) and (flight is None or flight.steering_key in ("", key)):
                 continue  # nothing made or being made under another steering
             playhead = t - timeline_origin(room)
-            margin = rewind_margin(self.round_trips, self.policy)
+            margin = max(
+                rewind_margin(self.round_trips, self.policy),
+                rewind_margin(self.remake_round_trips, self.policy),
+            )
             ahead = selectors.chunks_sounding_after(room=room, at_s=playhead + margin)
             target = choose_rewind(
                 [_ahead(c) for c in ahead], key, playhead, self.policy, margin, self.policy.splice
@@ -778,6 +918,15 @@ class Conductor:
             if target is None:
                 continue
             chunk = chunks[target.chunk.sequence]
+            logger.info(
+                "room %s: steering changed; remaking chunk %s from %.2f s (starts %.2f s after"
+                " the playhead, margin %.2f s)",
+                room_id,
+                chunk.sequence,
+                target.keep_s,
+                chunk.start_s - playhead,
+                margin,
+            )
             rewinds[room_id] = self._rewind(room, chunk, flight, key, t, keep_s=target.keep_s)
             report.rewound.append((room_id, chunk.sequence))
         return rewinds
@@ -830,11 +979,15 @@ class Conductor:
         if (not wants and not rewinds) or not self.dispatcher.ready():
             return
         store = self.store
-        jobs: list[dict] = []
+        probation = self.policy.worker_probation_s
+        self.late_workers = {w: at for w, at in self.late_workers.items() if t - at < probation}
+        jobs: dict[str, dict] = {}
         asked: dict[str, Flight] = {}
+        routes: list[tuple[str, str | None]] = []  # (room, its worker or None), urgent first
         for room_id, (flight, job) in rewinds.items():  # first: a vote waits on them
-            jobs.append(job)
+            jobs[room_id] = job
             asked[room_id] = flight
+            routes.append((room_id, self._worker_of(rooms[room_id], t)))
         for want in wants:
             if len(jobs) >= self.policy.max_batch:
                 break
@@ -883,16 +1036,22 @@ class Conductor:
                         report.recorded.append((want.room, chunk.sequence))
                         continue
             flight.steering_key = steering_key(room.current_steering)
-            jobs.append(
-                {
-                    "room": stream.key,
-                    "sequence": job_sequence,
-                    "seed": _seed(room, stream),
-                    "steering": room.current_steering or None,
-                    "reset": flight.reset,
-                }
-            )
+            job = {
+                "room": stream.key,
+                "sequence": job_sequence,
+                "seed": _seed(room, stream),
+                "steering": room.current_steering or None,
+                "reset": flight.reset,
+            }
+            if flight.attempts > 1:
+                job["attempt"] = flight.attempts  # its audio goes to a file of its own
+            jobs[want.room] = job
             asked[want.room] = flight
+            if retry and previous.worker:
+                # the worker it went to let it down: no rooms of its own for a while, and the
+                # copy goes to the shared queue
+                self.late_workers[previous.worker] = t
+            routes.append((want.room, None if retry else self._worker_of(room, t)))
             report.requested.append((want.room, want.sequence))
             if retry and not restarted:
                 report.retried.append((want.room, want.sequence))
@@ -900,20 +1059,40 @@ class Conductor:
                 report.restarted.append((want.room, want.sequence))
         if not jobs:
             return
+        if getattr(self.dispatcher, "routes", False):
+            busy: dict[str, int] = {}
+            for room_id, flight in flights.items():
+                if flight.worker and room_id not in jobs:
+                    busy[flight.worker] = busy.get(flight.worker, 0) + 1
+            batches = route_batches(routes, self.dispatcher.worker_batch, busy)
+        else:  # one process, one engine: one batch
+            batches = [(None, [room_id for room_id, _ in routes])]
+        for worker, room_ids in batches:
+            for room_id in room_ids:
+                asked[room_id].worker = worker or ""
         for room_id, flight in asked.items():
             flight_set(room_id, flight)
-        rooms_of_jobs = list(asked)
-        metrics.BATCH_ROOMS.observe(len(jobs))
-        try:
-            self.dispatcher.dispatch(
-                jobs, self.out_dir, lambda js, rs: self._on_done(rooms_of_jobs, js, rs)
-            )
-        except Exception:  # the broker is down: they stay in flight and are asked for again
-            logger.exception("rooms: dispatching %d chunks failed", len(jobs))
-            return
+        for worker, room_ids in batches:
+            batch = [jobs[r] for r in room_ids]
+            metrics.BATCH_ROOMS.observe(len(batch))
+            on_done = functools.partial(self._on_done, room_ids)
+            try:
+                if worker is None:
+                    self.dispatcher.dispatch(batch, self.out_dir, on_done)
+                else:
+                    self.dispatcher.dispatch(batch, self.out_dir, on_done, worker=worker)
+            except Exception:  # the broker is down: they stay in flight and are asked again
+                logger.exception("rooms: dispatching %d chunks failed", len(batch))
         if self.dispatcher.synchronous:
             flights.update(asked)
             self._collect({r: rooms[r] for r in asked}, dict(asked), t, report)
+
+    def _worker_of(self, room: Room, t: float) -> str | None:
+        """The worker the room's next chunk goes to (choose_worker), from the last chunk's."""
+        last = room.last_chunk
+        home = (last.provenance or {}).get("worker") if last is not None else None
+        home = home if isinstance(home, str) else None
+        return choose_worker(home, self.late_workers, t, self.policy)
 
     # -- auditions ------------------------------------------------------------------------------
 

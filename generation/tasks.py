@@ -18,6 +18,7 @@ The model is loaded lazily, once per worker process, and kept (``engine()``).
 from __future__ import annotations
 
 import base64
+import io
 import json
 import math
 import os
@@ -32,6 +33,7 @@ from celery import shared_task
 
 from generation import metrics
 from generation.interface import SongRequest, get_song_generator
+from generation.resident import ResidentRooms, cache_bytes, default_capacity
 from generation.steering import Steering
 
 CHUNK_FORMAT = ("OGG", "OPUS")  # browser-decodable, about 24 kB per 2 s chunk
@@ -60,7 +62,8 @@ def engine():
 
 class Store(Protocol):
     """Keys to bytes with expiry. `set_many` writes all its items at once; `ttl_s` is one expiry
-    for all of them, or one per key.
+    for all of them, or one per key. With `unless`, it writes nothing when that key exists, and
+    says whether it wrote (the first writer of a chunk wins: see run_room_jobs).
 
     A store also carries doorbells: `ring(bell)` wakes whoever is in (or next enters)
     `wait(bell, timeout_s)`; rings before a wait are kept (one, not a count), so a ring is never
@@ -68,7 +71,9 @@ class Store(Protocol):
     finished a batch rings it, so results are collected at once instead of on the next tick."""
 
     def get(self, key: str) -> bytes | None: ...
-    def set_many(self, items: dict[str, bytes], ttl_s: int | dict[str, int]) -> None: ...
+    def set_many(
+        self, items: dict[str, bytes], ttl_s: int | dict[str, int], unless: str | None = None
+    ) -> bool: ...
     def ring(self, bell: str) -> None: ...
     def wait(self, bell: str, timeout_s: float) -> bool: ...
 
@@ -85,9 +90,14 @@ class MemoryStore:
         with self._lock:
             return self._data.get(key)
 
-    def set_many(self, items: dict[str, bytes], ttl_s: int | dict[str, int]) -> None:
+    def set_many(
+        self, items: dict[str, bytes], ttl_s: int | dict[str, int], unless: str | None = None
+    ) -> bool:
         with self._lock:
+            if unless is not None and unless in self._data:
+                return False
             self._data.update(items)
+            return True
 
     def _bell(self, bell: str) -> threading.Event:
         with self._lock:
@@ -112,11 +122,30 @@ class RedisStore:
     def get(self, key: str) -> bytes | None:
         return self.client.get(self.prefix + key)
 
-    def set_many(self, items: dict[str, bytes], ttl_s: int | dict[str, int]) -> None:
+    # all the items, unless KEYS[1] exists: one atomic step (ARGV: value, ttl of each key)
+    _SET_UNLESS = """
+    if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+    for i = 2, #KEYS do
+        redis.call('SET', KEYS[i], ARGV[2 * i - 3], 'EX', ARGV[2 * i - 2])
+    end
+    return 1
+    """
+
+    def set_many(
+        self, items: dict[str, bytes], ttl_s: int | dict[str, int], unless: str | None = None
+    ) -> bool:
+        def ttl(key: str) -> int:
+            return ttl_s[key] if isinstance(ttl_s, dict) else ttl_s
+
+        if unless is not None:
+            keys = [self.prefix + unless] + [self.prefix + k for k in items]
+            args = [a for k, v in items.items() for a in (v, ttl(k))]
+            return bool(self.client.eval(self._SET_UNLESS, len(keys), *keys, *args))
         pipe = self.client.pipeline(transaction=True)  # result and state land together
         for key, value in items.items():
-            pipe.set(self.prefix + key, value, ex=ttl_s[key] if isinstance(ttl_s, dict) else ttl_s)
+            pipe.set(self.prefix + key, value, ex=ttl(key))
         pipe.execute()
+        return True
 
     # A bell is a list holding at most one item: LPUSH + LTRIM rings, BLPOP waits.
     BELL_TTL_S = 60  # a ring nobody waits for is forgotten after this long
@@ -137,6 +166,34 @@ class RedisStore:
 
 
 _store: Store | None = None
+_resident: ResidentRooms | None = None
+_resident_lock = threading.Lock()
+
+
+def resident_rooms(eng=None) -> ResidentRooms:
+    """This process's resident rooms: CHORUS_RESIDENT_ROOMS sessions (0 turns residency off);
+    by default as many as generation.resident.DEFAULT_BUDGET_BYTES of `eng`'s KV caches."""
+    global _resident
+    with _resident_lock:
+        if _resident is None:
+            setting = os.environ.get("CHORUS_RESIDENT_ROOMS", "").strip()
+            if setting:
+                capacity = int(setting)
+            else:
+                config = (eng or engine()).model.config
+                per_session = cache_bytes(
+                    dim=config.dim, layers=config.layers, context=config.context
+                )
+                capacity = default_capacity(per_session)
+            _resident = ResidentRooms(capacity)
+        return _resident
+
+
+def set_resident_rooms(new: ResidentRooms | None) -> None:
+    """Use another set of resident rooms (tests, benchmarks); None: the configured one."""
+    global _resident
+    with _resident_lock:
+        _resident = new
 
 
 def store() -> Store:
@@ -166,8 +223,10 @@ def state_key(room: str, sequence: int | None = None) -> str:
     return f"state:{room}" if sequence is None else f"state:{room}@{sequence}"
 
 
-def _start_session(eng, st: Store, job: dict, room: str, seq: int):
-    """(session, state blob it came from, error): the session that makes chunk ``seq``."""
+def _start_session(eng, st: Store, job: dict, room: str, seq: int, held: ResidentRooms):
+    """(session, state blob it came from, error, resident): the session that makes chunk
+    ``seq``; the one this process holds for the room (`held`, then `resident` is True) when
+    the store's state is the one it wrote."""
     blob = st.get(state_key(room))
     parent = job.get("parent")
     if blob is None and seq == 0 and parent:
@@ -178,16 +237,22 @@ def _start_session(eng, st: Store, job: dict, room: str, seq: int):
         if blob is not None:
             session = eng.restore(blob)
             session.sequence = 0
-            return session, blob, None
-    session = eng.restore(blob) if blob else None
+            return session, blob, None, False
+    session = held.take(room, blob, eng)
+    resident = session is not None
+    if session is None and blob:
+        session = eng.restore(blob)
     if session is None:
         if seq != 0:
-            return None, None, {"room": room, "sequence": seq, "error": "no state for this room"}
-        return eng.session(int(job.get("seed", 0))), None, None
+            error = {"room": room, "sequence": seq, "error": "no state for this room"}
+            return None, None, error, False
+        return eng.session(int(job.get("seed", 0))), None, None, False
     if session.sequence != seq:
+        if resident:  # an old job: the room stays as it is, and resident
+            held.keep(room, session, blob)
         error = {"room": room, "sequence": seq, "error": "stale", "next_sequence": session.sequence}
-        return None, None, error
-    return session, blob, None
+        return None, None, error, False
+    return session, blob, None, resident
 
 
 SPLICE_GUARD_S = 0.02  # listeners switch this long (an Opus frame) before the audio differs
@@ -228,7 +293,23 @@ def splice_point_s(old: np.ndarray, new: np.ndarray, sample_rate: int) -> float:
     return max(0.0, first / sample_rate - SPLICE_GUARD_S)
 
 
-def run_room_jobs(jobs: list[dict], out_dir: str, eng=None, st: Store | None = None) -> list[dict]:
+def chunk_path(out_dir: str, room: str, sequence: int, attempt: int = 1) -> Path:
+    """Where a chunk's audio goes. A second ask for the same chunk (the conductor's retry,
+    which may run beside a slow first copy) writes a file of its own: copies never overwrite
+    each other's audio, and the one whose result the store keeps names its file."""
+    name = f"{sequence:08d}.ogg" if attempt <= 1 else f"{sequence:08d}-a{attempt}.ogg"
+    return Path(out_dir) / room / name
+
+
+def run_room_jobs(
+    jobs: list[dict],
+    out_dir: str,
+    eng=None,
+    st: Store | None = None,
+    *,
+    worker: str | None = None,
+    resident: ResidentRooms | None = None,
+) -> list[dict]:
     """The work of rooms_next_chunks, callable in-process (the embedded default does).
 
     A job: ``room`` (the stream's key), ``sequence`` (the chunk it wants, 0 for a stream's
@@ -237,18 +318,29 @@ def run_room_jobs(jobs: list[dict], out_dir: str, eng=None, st: Store | None = N
     ``sequence``: the chunk of the other stream this one remakes). A branch may also ask for a
     ``splice`` (``keep_s``, ``steering``): the parent chunk is made again under ``steering``
     (its own) for its first ``keep_s`` seconds, the same music, and then turns to the splice's
-    steering; the result's ``splice_s`` says from where listeners should take the remake."""
+    steering; the result's ``splice_s`` says from where listeners should take the remake.
+    ``attempt`` (above 1: the conductor asked again) only changes the audio's file name.
+
+    Rooms stay resident (`resident`, by default this process's `resident_rooms`): a room whose
+    state in the store is the one this process wrote last continues from the session it holds,
+    caches and all, instead of restoring it (generation/resident.py). Results name the
+    `worker` that made them, so the conductor can send the room's next chunk back to it.
+
+    Two copies of one chunk (a retry beside a slow first ask): the first to store its result
+    wins, result and state together; the other's are dropped and it answers with the winner's
+    result (``reused``). The room then goes on from the state matching the chunk recorded."""
     eng = eng or engine()
     st = st or store()
+    held = resident if resident is not None else resident_rooms(eng)
     results: dict[int, dict] = {}
-    todo, sessions, steerings, befores, splices = [], [], [], [], []
+    todo, sessions, steerings, befores, splices, residents = [], [], [], [], [], []
     for i, job in enumerate(jobs):
         room, seq = str(job["room"]), int(job["sequence"])
         done = st.get(chunk_result_key(room, seq))
         if done is not None:
             results[i] = {**json.loads(done), "reused": True}
             continue
-        session, before, error = _start_session(eng, st, job, room, seq)
+        session, before, error, was_resident = _start_session(eng, st, job, room, seq, held)
         if error is not None:
             results[i] = error
             continue
@@ -264,16 +356,17 @@ def run_room_jobs(jobs: list[dict], out_dir: str, eng=None, st: Store | None = N
         sessions.append(session)
         steerings.append(steering)
         befores.append(before)
+        residents.append(was_resident)
         splices.append((splice, session.decoder, old_codes) if old_codes is not None else None)
     if sessions:
         started = time.monotonic()
         chunks = eng.next_chunks(sessions, steerings, [p[0] if p else None for p in splices])
         metrics.room_batch_observe(chunks, elapsed_s=time.monotonic() - started)
-        for i, session, chunk, before, planned in zip(
-            todo, sessions, chunks, befores, splices, strict=True
+        for i, session, chunk, before, planned, was_resident in zip(
+            todo, sessions, chunks, befores, splices, residents, strict=True
         ):
             room = str(jobs[i]["room"])
-            path = Path(out_dir) / room / f"{chunk.sequence:08d}.ogg"
+            path = chunk_path(out_dir, room, chunk.sequence, int(jobs[i].get("attempt") or 1))
             path.parent.mkdir(parents=True, exist_ok=True)
             write_chunk(path, chunk.pcm, chunk.sample_rate)
             result = {
@@ -285,7 +378,10 @@ def run_room_jobs(jobs: list[dict], out_dir: str, eng=None, st: Store | None = N
                 "steering": chunk.steering.as_dict(),
                 "provenance": chunk.provenance,
                 "codes": base64.b64encode(chunk.codes.astype(np.int16).tobytes()).decode(),
+                "resident": was_resident,  # continued the session held here (no restore)
             }
+            if worker:
+                result["worker"] = worker
             if planned is not None:
                 splice, decoder, old_codes = planned
                 old_pcm = eng.decode_codes(old_codes, decoder)
@@ -294,16 +390,21 @@ def run_room_jobs(jobs: list[dict], out_dir: str, eng=None, st: Store | None = N
                     **chunk.provenance,
                     "splice": {"keep_steps": splice.keep_steps, "splice_s": result["splice_s"]},
                 }
-            items = {
-                chunk_result_key(room, chunk.sequence): json.dumps(result).encode(),
-                state_key(room): session.to_bytes(),
-            }
+            key, state = chunk_result_key(room, chunk.sequence), session.to_bytes()
+            items = {key: json.dumps(result).encode(), state_key(room): state}
             ttls = dict.fromkeys(items, RESULT_TTL_S)
             if before is not None:  # kept for a rewind to this chunk
                 items[state_key(room, chunk.sequence)] = before
                 ttls[state_key(room, chunk.sequence)] = STATE_AT_TTL_S
-            st.set_many(items, ttls)  # one round trip per chunk
-            results[i] = {**result, "reused": False}
+            if st.set_many(items, ttls, unless=key):  # one round trip per chunk
+                held.keep(room, session, state)
+                results[i] = {**result, "reused": False}
+                continue
+            # another copy of this chunk was stored first: its result and state stand
+            winner = st.get(key)
+            if winner is not None and json.loads(winner).get("path") != str(path):
+                path.unlink(missing_ok=True)
+            results[i] = {**json.loads(winner), "reused": True} if winner else {**result}
     return [results[i] for i in range(len(jobs))]
 
 
@@ -311,58 +412,131 @@ def audition_result_key(key: str) -> str:
     return f"audition:{key}"
 
 
+def audition_progress_key(key: str) -> str:
+    return f"audition-progress:{key}"
+
+
+# Rung by the conductor when it asks for a remake a vote waits on (collab.conductor): a batch of
+# previews that is running checks it between chunks and hands the engine over (it yields).
+URGENT_BELL = "urgent"
+AUDITION_PROGRESS_TTL_S = 300
+
+
+def _audition_progress(session, pcm: np.ndarray, rounds_done: int, first: dict) -> bytes:
+    """A preview cut short: its stream state, the audio made so far and where it stands."""
+    buffer = io.BytesIO()
+    meta = {"rounds_done": rounds_done, "first": first}
+    np.savez(
+        buffer,
+        meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+        state=np.frombuffer(session.to_bytes(), dtype=np.uint8),
+        pcm=pcm.astype(np.float32),
+    )
+    return buffer.getvalue()
+
+
+def _audition_rounds(eng, job: dict) -> int:
+    """Chunks a preview of ``seconds`` takes."""
+    return max(1, round(float(job.get("seconds", 5.0)) * eng.frame_rate / eng.chunk_frames))
+
+
 def run_audition_jobs(
-    jobs: list[dict], out_dir: str, eng=None, st: Store | None = None
+    jobs: list[dict],
+    out_dir: str,
+    eng=None,
+    st: Store | None = None,
+    should_yield=None,
 ) -> list[dict]:
     """Previews: each job continues a room's stream from its latest state for ``seconds`` under
     a proposal's steering, without touching the room's own state (a copy runs).
 
     A job: ``key`` (the audition's name, also its file name), ``stream`` (the room's stream
     key), ``steering`` (Steering.as_dict), ``seconds`` and ``seed`` (used when the stream has no
-    state yet). Idempotent by key. Batched: all previews advance together, chunk by chunk."""
+    state yet). Idempotent by key. Batched: all previews advance together, chunk by chunk.
+
+    Previews give way to votes: a batch of 5 s previews holds the engine for several chunks'
+    time, and a remake that a closed round waits on must not queue behind it. Between chunks,
+    ``should_yield()`` (by default: the store's URGENT_BELL was rung) may stop the batch; each
+    unfinished preview's progress (state, audio so far) is kept in the store, and its result is
+    ``{"key": ..., "yielded": True}``. Running the same job again carries on from there."""
     eng = eng or engine()
     st = st or store()
+    if should_yield is None:
+
+        def should_yield() -> bool:
+            return st.wait(URGENT_BELL, 0)
+
     results: dict[int, dict] = {}
-    todo, sessions, steerings = [], [], []
+    todo, sessions, steerings, pieces, firsts, left = [], [], [], [], [], []
     for i, job in enumerate(jobs):
         key = str(job["key"])
         done = st.get(audition_result_key(key))
         if done is not None:
             results[i] = {**json.loads(done), "reused": True}
             continue
-        blob = st.get(state_key(str(job["stream"])))
-        session = eng.restore(blob) if blob else eng.session(int(job.get("seed", 0)))
-        if blob is None:
-            session.hard_reset(Steering.from_dict(job["steering"]))
+        rounds = _audition_rounds(eng, job)
+        progress = st.get(audition_progress_key(key))
+        if progress is not None:
+            with np.load(io.BytesIO(progress)) as saved:
+                meta = json.loads(saved["meta"].tobytes())
+                session = eng.restore(saved["state"].tobytes())
+                pieces.append([saved["pcm"]])
+            steerings.append(None)  # the session is under the preview's steering already
+            firsts.append(meta["first"])
+            left.append(rounds - int(meta["rounds_done"]))
+        else:
+            blob = st.get(state_key(str(job["stream"])))
+            session = eng.restore(blob) if blob else eng.session(int(job.get("seed", 0)))
+            if blob is None:
+                session.hard_reset(Steering.from_dict(job["steering"]))
+            steerings.append(Steering.from_dict(job["steering"]) if blob else None)
+            pieces.append([])
+            firsts.append(None)
+            left.append(rounds)
         todo.append(i)
         sessions.append(session)
-        steerings.append(Steering.from_dict(job["steering"]) if blob else None)
-    if sessions:
-        seconds = max(float(j.get("seconds", 5.0)) for j in (jobs[i] for i in todo))
-        rounds = max(1, round(seconds * eng.frame_rate / eng.chunk_frames))
-        pieces: list[list[np.ndarray]] = [[] for _ in sessions]
-        provenance = [{} for _ in sessions]
-        for n in range(rounds):
-            chunks = eng.next_chunks(sessions, steerings if n == 0 else [None] * len(sessions))
-            for piece, chunk, prov in zip(pieces, chunks, provenance, strict=True):
-                piece.append(chunk.pcm)
-                prov.setdefault("first", chunk.provenance)
-        for i, session, piece, prov in zip(todo, sessions, pieces, provenance, strict=True):
-            key = str(jobs[i]["key"])
-            path = Path(out_dir) / "auditions" / f"{key}.ogg"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pcm = np.concatenate(piece)
-            write_chunk(path, pcm, eng.sample_rate)
-            result = {
-                "key": key,
-                "path": str(path),
-                "duration_s": len(pcm) / eng.sample_rate,
-                "steering": session.steering.as_dict(),
-                "provenance": {**prov["first"], "kind": "audition", "chunks": len(piece)},
-            }
-            st.set_many({audition_result_key(key): json.dumps(result).encode()}, RESULT_TTL_S)
-            results[i] = {**result, "reused": False}
+    active = [n for n in range(len(sessions)) if left[n] > 0]
+    while active:
+        chunks = eng.next_chunks([sessions[n] for n in active], [steerings[n] for n in active])
+        for n, chunk in zip(active, chunks, strict=True):
+            pieces[n].append(chunk.pcm)
+            firsts[n] = firsts[n] or chunk.provenance
+            steerings[n] = None
+            left[n] -= 1
+        active = [n for n in active if left[n] > 0]
+        if active and should_yield():
+            break
+    for n, i in enumerate(todo):
+        key = str(jobs[i]["key"])
+        pcm = np.concatenate(pieces[n]) if pieces[n] else np.zeros(0, dtype=np.float32)
+        if left[n] > 0:  # yielded: kept for the next run of this job
+            rounds = _audition_rounds(eng, jobs[i])
+            blob = _audition_progress(sessions[n], pcm, rounds - left[n], firsts[n])
+            st.set_many({audition_progress_key(key): blob}, AUDITION_PROGRESS_TTL_S)
+            results[i] = {"key": key, "yielded": True}
+            continue
+        path = Path(out_dir) / "auditions" / f"{key}.ogg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_chunk(path, pcm, eng.sample_rate)
+        result = {
+            "key": key,
+            "path": str(path),
+            "duration_s": len(pcm) / eng.sample_rate,
+            "steering": sessions[n].steering.as_dict(),
+            "provenance": {
+                **firsts[n],
+                "kind": "audition",
+                "chunks": round(len(pcm) / eng.sample_rate * eng.frame_rate / eng.chunk_frames),
+            },
+        }
+        st.set_many({audition_result_key(key): json.dumps(result).encode()}, RESULT_TTL_S)
+        results[i] = {**result, "reused": False}
     return [results[i] for i in range(len(jobs))]
+
+
+def yielded(jobs: list[dict], results: list[dict]) -> list[dict]:
+    """The jobs of a preview batch that gave way, to be run again (they carry on)."""
+    return [job for job, result in zip(jobs, results, strict=True) if result.get("yielded")]
 
 
 def write_chunk(path: Path, pcm: np.ndarray, sample_rate: int) -> None:
@@ -371,11 +545,12 @@ def write_chunk(path: Path, pcm: np.ndarray, sample_rate: int) -> None:
     tmp.replace(path)  # readers never see half a file
 
 
-@shared_task(name="generation.tasks.rooms_next_chunks", queue="gpu", acks_late=True)
-def rooms_next_chunks(jobs: list[dict], out_dir: str, bell: str | None = None) -> list[dict]:
-    """Rooms' next chunks; rings `bell` (the conductor's) when their results are stored."""
+@shared_task(name="generation.tasks.rooms_next_chunks", queue="gpu", acks_late=True, bind=True)
+def rooms_next_chunks(self, jobs: list[dict], out_dir: str, bell: str | None = None) -> list[dict]:
+    """Rooms' next chunks; rings `bell` (the conductor's) when their results are stored. Each
+    result names this worker (its Celery node name), where the conductor sends the room next."""
     try:
-        return run_room_jobs(jobs, out_dir)
+        return run_room_jobs(jobs, out_dir, worker=self.request.hostname or None)
     finally:
         if bell:
             store().ring(bell)
@@ -383,8 +558,14 @@ def rooms_next_chunks(jobs: list[dict], out_dir: str, bell: str | None = None) -
 
 @shared_task(name="generation.tasks.auditions_render", queue="gpu", acks_late=True)
 def auditions_render(jobs: list[dict], out_dir: str, bell: str | None = None) -> list[dict]:
+    """Previews; those that gave way to a remake (run_audition_jobs) go to the back of the
+    queue, behind it, and carry on from where they stopped."""
     try:
-        return run_audition_jobs(jobs, out_dir)
+        results = run_audition_jobs(jobs, out_dir)
+        again = yielded(jobs, results)
+        if again:
+            auditions_render.apply_async((again, out_dir, bell), queue="gpu")
+        return results
     finally:
         if bell:
             store().ring(bell)

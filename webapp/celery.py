@@ -1,8 +1,9 @@
 """The Celery application.
 
 Two queues: `gpu` (song generation, room chunks; one process per GPU, concurrency 1) and `default`
-(everything else). Tasks are acknowledged late and prefetched one at a time, so a worker that dies
-mid-task hands its task to another worker instead of losing it.
+(everything else), plus each worker's own queue (`worker_direct`) for the rooms it holds. Tasks
+are acknowledged late and prefetched one at a time, so a worker that dies mid-task hands its task
+to another worker instead of losing it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ app.conf.update(
         "webapp.tuning.tasks.tuning_round": {"queue": "gpu"},  # it trains the critic and the LM
     },
     include=["generation.tasks"],
+    # Every worker also consumes a queue of its own (`<node name>.dq2`): the conductor sends a
+    # room's next chunk to the worker that holds it resident (collab/conductor.py). Node names
+    # must be unique (`-n gpu@%h`, `gpu@$(POD_NAME)`).
+    worker_direct=True,
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,

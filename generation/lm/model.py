@@ -104,7 +104,7 @@ class KVCache:
         )
 
     def select(self, rows: list[int]) -> KVCache:
-        idx = torch.tensor(rows, dtype=torch.long)
+        idx = torch.tensor(rows, dtype=torch.long, device=self.lengths.device)
         return KVCache([k[idx] for k in self.k], [v[idx] for v in self.v], self.lengths[idx])
 
     @classmethod
@@ -163,7 +163,7 @@ class Block(nn.Module):
         caches at pos and attends to every cached step <= pos (mask [B, 1, 1, context])."""
         q, k, v = self._qkv(x)
         q, k = rotate(q, cos, sin), rotate(k, cos, sin)
-        rows = torch.arange(x.shape[0])
+        rows = torch.arange(x.shape[0], device=x.device)
         k_cache[rows, :, pos] = k[:, :, 0]
         v_cache[rows, :, pos] = v[:, :, 0]
         a = F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=mask)

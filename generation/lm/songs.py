@@ -262,5 +262,5 @@ class ChorusSongGenerator:
 
             audio = resample_poly(audio, self.engine.sample_rate, rate).astype(np.float32)
         audio = audio[-int(REFERENCE_SECONDS * self.engine.sample_rate) :]
-        codes = self.engine.codec.encode(torch.from_numpy(audio))
+        codes = self.engine.codec.encode(torch.from_numpy(audio).to(self.engine.device)).cpu()
         return codes[: self.engine.model.config.n_codebooks]

@@ -62,7 +62,9 @@ class Segment:
 
     def at(self, first: int, last: int) -> Tensor:
         """Condition vectors of absolute positions first..last-1 (within this segment)."""
-        i = torch.arange(first - self.start, last - self.start, dtype=torch.float32)
+        i = torch.arange(
+            first - self.start, last - self.start, dtype=torch.float32, device=self.begin.device
+        )
         alpha = ((i + 1) / (self.ramp or self.length)).clamp(max=1.0)[:, None]
         return self.begin + alpha * (self.end - self.begin)
 
@@ -167,6 +169,7 @@ class StreamSession:
         # the frames completed by these steps are the reference's; the partial ones at the end
         # are finished by the next chunk, whose first frames continue the reference
         done = codes[:, : codes.shape[-1] - pattern.latency]
+        done = done.to(self.engine.device)
         _, self.decoder = self.engine.codec.decode_stream(done[None], self.decoder)
         self.cache = self.null_cache = None
 
@@ -190,14 +193,15 @@ class StreamSession:
             "window": self.window.numpy().astype(np.int16),
             "last": self.last.numpy().astype(np.int16),
             "pending": self.pending.numpy().astype(np.int16),
-            "cond_now": self.cond_now.numpy(),
+            "cond_now": self.cond_now.cpu().numpy(),
             "rng": self.generator.get_state().numpy(),
-            "overlap": self.decoder.overlap.numpy(),
+            "overlap": self.decoder.overlap.cpu().numpy(),
         }
         for i, s in enumerate(self.segments):
-            arrays[f"seg{i}_begin"], arrays[f"seg{i}_end"] = s.begin.numpy(), s.end.numpy()
+            arrays[f"seg{i}_begin"] = s.begin.cpu().numpy()
+            arrays[f"seg{i}_end"] = s.end.cpu().numpy()
         for i, h in enumerate(self.decoder.history):
-            arrays[f"history{i}"] = h.numpy()
+            arrays[f"history{i}"] = h.cpu().numpy()
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         return buffer.getvalue()
@@ -211,7 +215,7 @@ class StreamSession:
             lo, hi = max(first, s.start), min(last, s.start + s.length)
             if lo < hi:
                 parts.append(s.at(lo, hi))
-        out = torch.cat(parts) if parts else torch.empty(0, self.cond_now.shape[0])
+        out = torch.cat(parts) if parts else self.cond_now.new_empty(0, self.cond_now.shape[0])
         if out.shape[0] != last - first:
             raise RuntimeError("condition segments do not cover the window")
         return out
@@ -286,9 +290,12 @@ class Engine:
         # (two busy pools on two cores thrash: a 2 s chunk went from 0.2 s to several seconds)
         if os.environ.get("CHORUS_TORCH_THREADS"):
             torch.set_num_threads(int(os.environ["CHORUS_TORCH_THREADS"]))
+        # CHORUS_DEVICE: where the model runs (cpu, cuda, cuda:1 ...); a worker process per GPU
+        device = kwargs.pop("device", None) or os.environ.get("CHORUS_DEVICE") or "cpu"
         lm_path, codec_path = Path(lm_path or LM), Path(codec_path or CODEC)
-        model = TokenLM.load(lm_path)
-        return cls(model, Codec.load(codec_path), lm_path.stem, **kwargs)
+        model = TokenLM.load(lm_path, map_location=device)
+        codec = Codec.load(codec_path, map_location=device)
+        return cls(model, codec, lm_path.stem, device=device, **kwargs)
 
     @property
     def sample_rate(self) -> int:
@@ -323,7 +330,7 @@ class Engine:
             features = condition_features([(embedding, steering.controls)], self.model.config.vocab)
             if len(self._conditions) > 4096:
                 self._conditions.clear()
-            self._conditions[key] = self.model.encode_condition(features)[0]
+            self._conditions[key] = self.model.encode_condition(self._on_device(features))[0]
         return self._conditions[key]
 
     @property
@@ -331,26 +338,29 @@ class Engine:
         if self._null is None:
             with torch.no_grad():
                 features = condition_features([(None, Controls())], self.model.config.vocab)
-                self._null = self.model.encode_condition(features)[0]
+                self._null = self.model.encode_condition(self._on_device(features))[0]
         return self._null
+
+    def _on_device(self, tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {name: t.to(self.device) for name, t in tensors.items()}
 
     # -- generation ---------------------------------------------------------------------------
 
     @torch.no_grad()
     def prefill(self, s: StreamSession) -> tuple[KVCache, KVCache | None]:
         """Caches of a session's window, conditioned and (with guidance) unconditioned."""
-        n = s.window.shape[-1]
+        n, config = s.window.shape[-1], self.model.config
         if n == 0:
-            empty = KVCache.empty(self.model.config, 1)
-            return empty, (
-                KVCache.empty(self.model.config, 1) if s.sampling.guidance != 1 else None
-            )
+            empty = KVCache.empty(config, 1, self.device)
+            guided = s.sampling.guidance != 1
+            return empty, (KVCache.empty(config, 1, self.device) if guided else None)
         conds = s.conditions(s.base, s.base + n)[None]
-        _, cache = self.model(s.window[None], conds, return_cache=True)
+        window = s.window[None].to(self.device)
+        _, cache = self.model(window, conds, return_cache=True)
         null = None
         if s.sampling.guidance != 1.0:
             nulls = self.null_condition.expand(1, n, -1)
-            _, null = self.model(s.window[None], nulls, return_cache=True)
+            _, null = self.model(window, nulls, return_cache=True)
         return cache, null
 
     @torch.no_grad()
@@ -460,9 +470,11 @@ class Engine:
         out = [torch.empty(k, steps, dtype=torch.long) for _ in sessions]
         for t in range(steps):
             inputs = torch.stack([s.last for s in sessions])
-            rows_in = torch.cat([inputs, inputs[guided_rows]])
+            rows_in = torch.cat([inputs, inputs[guided_rows]]).to(self.device)
             rows_cond = torch.cat([conds[:, t], null_rows])
-            logits = self.model.step(rows_in, rows_cond, cache)
+            # sampled on the CPU with the sessions' CPU generators, whatever the device: a
+            # stream's state (its RNG included) continues on any worker, GPU or not
+            logits = self.model.step(rows_in, rows_cond, cache).cpu()
             g = 0
             for i, s in enumerate(sessions):
                 row = logits[i]
@@ -493,25 +505,25 @@ class Engine:
         """Decode every session's new frames with its own decoder state, batched when equal."""
         lengths = {f.shape[-1] for f in frames}
         if len(lengths) == 1:
-            codes = torch.stack(frames)
+            codes = torch.stack(frames).to(self.device)
             state = stack_states([s.decoder for s in sessions])
             pcm, state = self.codec.decode_stream(codes, state)
             for s, st in zip(sessions, split_state(state, len(sessions)), strict=True):
                 s.decoder = st
-            return [p.numpy().astype(np.float32).clip(-1, 1) for p in pcm]
+            return [p.numpy().astype(np.float32).clip(-1, 1) for p in pcm.cpu()]
         out = []
         for s, f in zip(sessions, frames, strict=True):
-            pcm, s.decoder = self.codec.decode_stream(f[None], s.decoder)
-            out.append(pcm[0].numpy().astype(np.float32).clip(-1, 1))
+            pcm, s.decoder = self.codec.decode_stream(f[None].to(self.device), s.decoder)
+            out.append(pcm[0].cpu().numpy().astype(np.float32).clip(-1, 1))
         return out
 
     @torch.no_grad()
     def decode_codes(self, codes: np.ndarray, decoder: StreamState) -> np.ndarray:
         """The audio of codes [K, F] decoded from `decoder` (a session's decoder state, left
         as it was): what a chunk with these codes sounded like (generation.tasks splices)."""
-        frames = torch.from_numpy(np.asarray(codes, dtype=np.int64))[None]
+        frames = torch.from_numpy(np.asarray(codes, dtype=np.int64))[None].to(self.device)
         pcm, _ = self.codec.decode_stream(frames, decoder)
-        return pcm[0].numpy().astype(np.float32).clip(-1, 1)
+        return pcm[0].cpu().numpy().astype(np.float32).clip(-1, 1)
 
     def restore(self, blob: bytes) -> StreamSession:
         """A session from StreamSession.to_bytes(), ready to continue exactly."""
@@ -531,20 +543,23 @@ class Engine:
         s.window = torch.from_numpy(data["window"].astype(np.int64))
         s.last = torch.from_numpy(data["last"].astype(np.int64))
         s.pending = torch.from_numpy(data["pending"].astype(np.int64))
-        s.cond_now = torch.from_numpy(data["cond_now"])
+        device = self.device
+        s.cond_now = torch.from_numpy(data["cond_now"]).to(device)
         s.generator.set_state(torch.from_numpy(data["rng"]))
         s.segments = [
             Segment(
                 seg[0],
                 seg[1],
-                torch.from_numpy(data[f"seg{i}_begin"]),
-                torch.from_numpy(data[f"seg{i}_end"]),
+                torch.from_numpy(data[f"seg{i}_begin"]).to(device),
+                torch.from_numpy(data[f"seg{i}_end"]).to(device),
                 seg[2] if len(seg) > 2 else 0,  # states written before splices had no ramp
             )
             for i, seg in enumerate(meta["segments"])
         ]
-        history = [torch.from_numpy(data[f"history{i}"]) for i in range(len(s.decoder.history))]
-        s.decoder = StreamState(history, torch.from_numpy(data["overlap"]), meta["decoder_frames"])
+        n = len(s.decoder.history)
+        history = [torch.from_numpy(data[f"history{i}"]).to(device) for i in range(n)]
+        overlap = torch.from_numpy(data["overlap"]).to(device)
+        s.decoder = StreamState(history, overlap, meta["decoder_frames"])
         return s
 
 

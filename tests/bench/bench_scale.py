@@ -2,8 +2,8 @@
 and Redis, each on a host of its own (a network namespace: tests/bench/netns.py); a crowd of
 listeners across several rooms on both web nodes; one worker killed with SIGKILL mid-run.
 
-    python -m tests.bench.bench_scale [--listeners 600] [--rooms 2] [--baseline-s 30]
-                                      [--after-kill-s 45] [--keep-logs]
+    python -m tests.bench.bench_scale [--listeners 600] [--rooms 2] [--chunk-s 1.0]
+                                      [--baseline-s 30] [--after-kill-s 45] [--keep-logs]
 
 Needs root, iproute2, `redis-server` and PostgreSQL's `initdb`/`postgres` (the Debian
 packages). Run by `make -s bench-scale`; opt-in in pytest (tests/bench/test_scale.py, marker
@@ -216,6 +216,7 @@ def missed_figures(crowd: dict, rows: dict, origins: dict, window, chunk_s: floa
                 "missed": m.total,
                 "silent": m.silent,
                 "silent_s": m.silent_s,
+                "longest_silence_s": m.longest_silence_s,
                 "never": m.never,
                 "late": m.late,
                 "stale": m.stale,
@@ -354,6 +355,7 @@ def run(args, lab: Lab) -> dict:
     pg = PostgresServer(lab, hosts["db"])
     redis = RedisServer(lab, hosts["redis"])
     env = cluster.chorus_env(lab, pg, redis, [hosts["web1"], hosts["web2"]])
+    env["CHORUS_ROOM_CHUNK_S"] = str(args.chunk_s)  # the workers' chunk length
     cluster.prepare_database(pg, env, log=log)
     fetchers = args.rooms * 2
     seeded = cluster.seed(
@@ -472,6 +474,7 @@ def summary(args, figures: dict, loadavg) -> dict:
         "chunks_missed_before_kill": {
             "max_per_room": before["max_per_room"],
             "total": before["total"],
+            "per_room": before["per_room"],
         },
         "killed_mid_batch": figures["killed_mid_batch"],
         "errors": figures["errors"]["total"],
@@ -510,6 +513,9 @@ def parse_args(argv):
     parser.add_argument("--rooms", type=int, default=2)
     parser.add_argument("--baseline-s", type=float, default=30.0, help="listening before the kill")
     parser.add_argument("--after-kill-s", type=float, default=45.0)
+    parser.add_argument(
+        "--chunk-s", type=float, default=1.0, help="seconds per room chunk (CHORUS_ROOM_CHUNK_S)"
+    )
     parser.add_argument("--vote-every-s", type=float, default=5.0, help="per voting listener")
     parser.add_argument("--vote-share", type=int, default=5, help="every Nth listener votes")
     parser.add_argument("--max-s", type=float, default=900.0, help="the crowd stops by itself")
@@ -549,6 +555,11 @@ def main(argv: list[str] | None = None) -> int:
     log(
         f"   chunks missed after the kill, per room: {[r['missed'] for r in per_room]}"
         f" (before: max {result['chunks_missed_before_kill']['max_per_room']})"
+    )
+    longest = [r["longest_silence_s"] for r in result["chunks_missed_before_kill"]["per_room"]]
+    log(
+        f"   longest silence per room before the kill {longest} s,"
+        f" after {[r['longest_silence_s'] for r in per_room]} s"
     )
     log(
         f"   errors {result['errors']}; announce p99 {result['announce_p99_ms']} ms;"

@@ -19,9 +19,12 @@ from collab.conductor import (
     RoomClock,
     Stream,
     choose_stream,
+    choose_worker,
     plan,
     plan_room,
     record_start,
+    retry_after,
+    route_batches,
 )
 from collab.models import Chunk
 from collab.presence import presence_join, presence_leave
@@ -85,6 +88,68 @@ def test_a_chunk_whose_job_vanished_is_asked_for_again_with_the_same_sequence():
     want = plan_room(clock(last=last, in_flight=flight), now)
     assert (want.sequence, want.attempt) == (8, 2)
     assert want.start_s == pytest.approx(19.6 + POLICY.start_lead_s)  # the room misses 8's slot
+
+
+def test_a_job_well_past_its_round_trip_is_asked_again_once_the_lead_runs_short():
+    last = LastChunk(7, 7.0, 1.0)  # ends at 8 s
+    flight = InFlight(8, 8.0, asked_at=ORIGIN + 5.7)
+    room = clock(last=last, in_flight=flight)
+    # 1.2 s old, four round trips of 0.3 s: but 1.1 s of audio still lies ahead
+    assert plan_room(room, ORIGIN + 6.9, retry_after_s=0.6) is None
+    # 0.9 s ahead and 1.4 s old: the worker has most likely gone; ask again, same sequence
+    want = plan_room(room, ORIGIN + 7.1, retry_after_s=0.6)
+    assert (want.sequence, want.attempt) == (8, 2)
+    # still within its usual time: not yet, however short the lead
+    assert plan_room(room, ORIGIN + 7.1, retry_after_s=1.5) is None
+
+
+def test_only_the_first_ask_is_retried_early_then_the_fixed_bound_holds():
+    last = LastChunk(7, 7.0, 1.0)
+    second = InFlight(8, 8.0, asked_at=ORIGIN + 7.5, attempts=2)
+    room = clock(last=last, in_flight=second)
+    assert plan_room(room, ORIGIN + 7.9, retry_after_s=0.1) is None  # no storm of copies
+    want = plan_room(room, ORIGIN + 7.5 + POLICY.stale_after_s, retry_after_s=0.1)
+    assert want.attempt == 3
+
+
+def test_the_retry_waits_a_multiple_of_the_measured_round_trip_within_its_bounds():
+    assert retry_after([]) == POLICY.retry_unmeasured_s  # nothing measured yet
+    assert retry_after([0.3] * 10) == pytest.approx(POLICY.retry_rtt_factor * 0.3)
+    assert retry_after([0.05] * 10) == POLICY.min_retry_s  # a GPU's round trip: the floor
+    assert retry_after([5.0] * 10) == POLICY.stale_after_s  # never later than the fixed bound
+    slow_tail = [0.3] * 9 + [0.9]  # the 90th percentile, not the mean
+    assert retry_after(slow_tail) == pytest.approx(POLICY.retry_rtt_factor * 0.3)
+
+
+def test_a_room_goes_back_to_its_worker_unless_that_worker_let_a_job_down_lately():
+    now = ORIGIN
+    assert choose_worker("gpu@a", {}, now) == "gpu@a"
+    assert choose_worker(None, {}, now) is None  # unknown: the shared queue
+    late = {"gpu@a": now - 1.0}
+    assert choose_worker("gpu@a", late, now) is None
+    assert choose_worker("gpu@b", late, now) == "gpu@b"
+    assert choose_worker("gpu@a", late, now + POLICY.worker_probation_s) == "gpu@a"
+
+
+def test_rooms_are_batched_per_worker_up_to_what_a_worker_makes_in_real_time():
+    due = [("r1", "a"), ("r2", None), ("r3", "a"), ("r4", "b"), ("r5", "a"), ("r6", None)]
+    assert route_batches(due, worker_batch=2) == [
+        ("a", ["r1", "r3"]),
+        ("b", ["r4"]),
+        (None, ["r2", "r5"]),  # a's third room goes where any worker can take it
+        (None, ["r6"]),
+    ]
+    assert route_batches([("r1", None)], worker_batch=0) == [(None, ["r1"])]
+
+
+def test_a_worker_with_a_real_time_batch_in_flight_sheds_its_rooms_to_the_shared_queue():
+    due = [("r1", "a"), ("r2", "a"), ("r3", "b")]
+    busy = {"a": 3, "b": 1}  # rooms asked of them earlier and not back yet
+    assert route_batches(due, worker_batch=4, busy=busy) == [
+        ("a", ["r1"]),
+        ("b", ["r3"]),
+        (None, ["r2"]),
+    ]
 
 
 def test_an_old_flight_for_a_recorded_sequence_does_not_hold_the_room_back():
@@ -333,7 +398,8 @@ def test_a_job_that_vanished_is_asked_for_again_and_recorded_once_it_is_made(
     assert conductor_.tick(origin + 6.0).requested == []  # in flight: not asked for twice
     again = conductor_.tick(origin + 5.0 + FAST.stale_after_s + 0.5)
     assert again.retried == [(str(listened.pk), 0)]
-    assert lost.batches[1] == lost.batches[0]  # same room, same sequence: idempotent
+    first, retry = lost.batches[0][0], lost.batches[1][0]
+    assert {**first, "attempt": 2} == retry  # same room, same sequence: idempotent
 
     # A worker finally runs it (a redelivery, say): the next tick finds it in the store.
     run_room_jobs(lost.batches[1], str(media / "rooms"), tiny_engine, store)
@@ -511,3 +577,50 @@ def test_a_chunk_that_was_never_recorded_or_whose_file_is_gone_is_not_found(
     assert client.get(f"/rooms/{room.pk}/chunks/1.ogg").status_code == 404
     (media / chunk.audio.name).unlink()
     assert client.get(f"/rooms/{room.pk}/chunks/0.ogg").status_code == 404
+
+
+class Workers:
+    """Service mode in miniature: each worker's own queue and the shared one. Whatever is
+    sent to a dead worker is lost; the shared queue goes to the first worker alive."""
+
+    synchronous, routes = True, True
+
+    def __init__(self, engine, store, worker_batch: int = 4) -> None:
+        self.engine, self.store, self.worker_batch = engine, store, worker_batch
+        self.sent: list[tuple[str | None, list[int]]] = []
+        self.dead: set[str] = set()
+
+    def ready(self) -> bool:
+        return True
+
+    def dispatch(self, jobs, out_dir, on_done, worker=None) -> None:
+        self.sent.append((worker, [j["sequence"] for j in jobs]))
+        if worker in self.dead:
+            return
+        runner = worker or next(w for w in ("gpu@a", "gpu@b") if w not in self.dead)
+        on_done(jobs, run_room_jobs(jobs, out_dir, self.engine, self.store, worker=runner))
+
+
+def test_a_room_sticks_to_its_worker_and_moves_on_soon_after_that_worker_dies(
+    listened, tiny_engine, store
+):
+    workers = Workers(tiny_engine, store)
+    conductor_ = Conductor(workers, FAST, store=store)
+    room_id, now = str(listened.pk), origin_of(listened) + 5.0
+
+    conductor_.tick(now)  # chunk 0: nobody holds the room yet
+    conductor_.tick(now)  # chunk 1: back to the worker that made chunk 0
+    assert workers.sent == [(None, [0]), ("gpu@a", [1])]
+    assert Chunk.objects.get(room=listened, sequence=1).provenance["worker"] == "gpu@a"
+
+    workers.dead.add("gpu@a")
+    conductor_.tick(now)  # chunk 2 goes to gpu@a, and is lost with it
+    assert workers.sent[-1] == ("gpu@a", [2])
+    # chunks 0-1 end 0.8 s after 5.5 s; 2 s later the lead is gone and the job is 2 s old:
+    # asked again on the shared queue, long before the fixed 6 s
+    report = conductor_.tick(now + 2.0)
+    assert report.retried == [(room_id, 2)]
+    assert workers.sent[-1] == (None, [2])
+    assert Chunk.objects.get(room=listened, sequence=2).provenance["worker"] == "gpu@b"
+    conductor_.tick(now + 2.0)
+    assert workers.sent[-1] == ("gpu@b", [3])  # the room now sticks to its new worker

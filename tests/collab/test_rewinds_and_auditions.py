@@ -21,6 +21,7 @@ from collab.conductor import (
 )
 from collab.models import Audition, Chunk
 from collab.presence import presence_join, presence_leave
+from generation import tasks as generation_tasks
 from tests.collab.test_conductor import (  # noqa: F401  (fixtures)
     FAST,
     SpyDispatcher,
@@ -84,10 +85,13 @@ def test_a_vote_remakes_the_chunks_not_yet_heard_and_the_room_goes_on_from_the_r
     assert sorted(before) == [0, 1, 2, 3]
 
     steer(listened, alice, carol)
+    assert not store.wait(generation_tasks.URGENT_BELL, 0)
     with django_capture_on_commit_callbacks(execute=True):
         report = conductor_.tick(origin + 5.6)  # 0 is playing, 1 starts in 0.3 s: too soon
 
     assert report.rewound == report.replaced == [(str(listened.pk), 2)]
+    # a batch of previews running on the engine is told to give way to the remake
+    assert store.wait(generation_tasks.URGENT_BELL, 0)
     [remake_job] = [j for batch in spy.batches for j in batch if "parent" in j]
     assert remake_job["room"].startswith(f"{listened.pk}/r2.1-") and remake_job["sequence"] == 0
     assert remake_job["parent"] == {"stream": str(listened.pk), "sequence": 2}

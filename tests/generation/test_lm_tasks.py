@@ -212,3 +212,29 @@ def test_auditions_preview_a_steering_from_a_copy_of_the_room(tiny_engine_parts,
     # a room with no stream yet: the preview starts fresh under the proposal's steering
     [fresh] = run_audition_jobs([{**jobs[1], "key": "new/1", "stream": "new"}], out, eng, st)
     assert fresh["duration_s"] > 1.9
+
+
+def test_previews_give_way_to_a_remake_and_carry_on_where_they_stopped(tiny_engine_parts, tmp_path):
+    from generation.tasks import URGENT_BELL, run_audition_jobs, yielded
+
+    eng, st = make_engine(tiny_engine_parts), MemoryStore()
+    out = str(tmp_path)
+    for seq in range(2):
+        run_room_jobs([job("r", seq)], out, eng, st)
+    preview = {"stream": "r", "steering": {"prompts": [["dark techno", 1.0]]}, "seconds": 2.0}
+    [whole] = run_audition_jobs([{**preview, "key": "whole"}], out, eng, st)
+    whole_audio, _ = soundfile.read(whole["path"])
+
+    interrupted = [{**preview, "key": "cut"}]
+    st.ring(URGENT_BELL)  # the conductor asked for a remake: the preview stops after a chunk
+    first = run_audition_jobs(interrupted, out, eng, st)
+    assert first == [{"key": "cut", "yielded": True}]
+    assert yielded(interrupted, first) == interrupted
+    assert st.get("audition:cut") is None  # nothing announced half made
+
+    [done] = run_audition_jobs(interrupted, out, eng, st)  # the bell was answered: it finishes
+    audio, _ = soundfile.read(done["path"])
+    assert done["duration_s"] == pytest.approx(whole["duration_s"])
+    assert done["provenance"]["chunks"] == whole["provenance"]["chunks"]
+    # the same music as a preview made in one go (its stream was saved and restored between)
+    assert np.abs(audio - whole_audio).max() < 1e-3, np.abs(audio - whole_audio).max()
