@@ -721,8 +721,6 @@ class Conductor:
         rooms = selectors.room_list_for_conductor(room_ids=wanted)
         self._collect(rooms, flights, t, report)
         rewinds = self._rewinds(rooms, heard, flights, t, report)
-        if rewinds:  # a preview running on the engine gives way (generation.tasks)
-            self.store.ring(generation_tasks.URGENT_BELL)
         clocks = [
             self._clock(rooms[r], listeners[r], flights.get(r))
             for r in heard
@@ -730,6 +728,11 @@ class Conductor:
         ]
         metrics.chunk_leads_observe(clocks, t)
         wants = plan(clocks, t, self.policy, retry_after(self.round_trips, self.policy))
+        if rewinds or wants:
+            # Rooms come first: a batch of previews running on the engine gives way after its
+            # current chunk (generation.tasks.run_audition_jobs), so that a room's next chunk,
+            # and above all a remake a vote waits on, never queues behind seconds of previews.
+            self.store.ring(generation_tasks.URGENT_BELL)
         self._dispatch(wants, rooms, flights, t, report, rewinds)
         # Previews wait while any room's chunk is on its way: on a shared engine (one queue, one
         # worker) a batch of previews would otherwise go ahead of a remade chunk a vote waits on.

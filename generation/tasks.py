@@ -416,8 +416,9 @@ def audition_progress_key(key: str) -> str:
     return f"audition-progress:{key}"
 
 
-# Rung by the conductor when it asks for a remake a vote waits on (collab.conductor): a batch of
-# previews that is running checks it between chunks and hands the engine over (it yields).
+# Rung by the conductor whenever it asks for rooms' chunks (above all a remake a vote waits on:
+# collab.conductor): a batch of previews that is running checks it between chunks and hands the
+# engine over (it yields), so rooms never wait behind seconds of previews.
 URGENT_BELL = "urgent"
 AUDITION_PROGRESS_TTL_S = 300
 
@@ -454,14 +455,16 @@ def run_audition_jobs(
     key), ``steering`` (Steering.as_dict), ``seconds`` and ``seed`` (used when the stream has no
     state yet). Idempotent by key. Batched: all previews advance together, chunk by chunk.
 
-    Previews give way to votes: a batch of 5 s previews holds the engine for several chunks'
-    time, and a remake that a closed round waits on must not queue behind it. Between chunks,
-    ``should_yield()`` (by default: the store's URGENT_BELL was rung) may stop the batch; each
-    unfinished preview's progress (state, audio so far) is kept in the store, and its result is
-    ``{"key": ..., "yielded": True}``. Running the same job again carries on from there."""
+    Previews give way to rooms: a batch of 5 s previews holds the engine for several chunks'
+    time, and rooms' chunks (a remake that a closed round waits on above all) must not queue
+    behind it. Between chunks, ``should_yield()`` (by default: the store's URGENT_BELL rang since
+    the batch began) may stop the batch; each unfinished preview's progress (state, audio so
+    far) is kept in the store, and its result is ``{"key": ..., "yielded": True}``. Running the
+    same job again carries on from there."""
     eng = eng or engine()
     st = st or store()
     if should_yield is None:
+        st.wait(URGENT_BELL, 0)  # a ring from before this batch started was not for it
 
         def should_yield() -> bool:
             return st.wait(URGENT_BELL, 0)

@@ -226,8 +226,15 @@ def test_previews_give_way_to_a_remake_and_carry_on_where_they_stopped(tiny_engi
     whole_audio, _ = soundfile.read(whole["path"])
 
     interrupted = [{**preview, "key": "cut"}]
-    st.ring(URGENT_BELL)  # the conductor asked for a remake: the preview stops after a chunk
-    first = run_audition_jobs(interrupted, out, eng, st)
+    st.ring(URGENT_BELL)  # a ring from before the batch began is not for it
+    assert run_audition_jobs([{**preview, "key": "late"}], out, eng, st)[0]["duration_s"] > 1.9
+
+    rings = iter([True])  # the conductor asks for a chunk while the first chunk is made
+
+    def bell_rang() -> bool:
+        return next(rings, False)
+
+    first = run_audition_jobs(interrupted, out, eng, st, should_yield=bell_rang)
     assert first == [{"key": "cut", "yielded": True}]
     assert yielded(interrupted, first) == interrupted
     assert st.get("audition:cut") is None  # nothing announced half made

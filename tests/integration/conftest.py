@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 from django.conf import settings
 from django.db import connection
 
@@ -109,3 +111,21 @@ def wait_for(predicate, *, timeout_s: float, every_s: float = 0.2, what: str = "
             return value
         time.sleep(every_s)
     raise AssertionError(f"gave up waiting for {what} after {timeout_s} s")
+
+
+@pytest.fixture
+def store():
+    """The generation store of service mode (Redis), emptied of this run's keys afterwards."""
+    from generation import tasks
+
+    st = tasks.RedisStore(os.environ["REDIS_URL"], settings.CACHE_NAMESPACE + ":gen:")
+    yield st
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    for key in client.scan_iter(settings.CACHE_NAMESPACE + ":gen:*"):
+        client.delete(key)
+
+
+def chunk_result(store, room: str, seq: int) -> dict | None:
+    """A room chunk job's stored result, or None while there is none."""
+    raw = store.get(f"chunk:{room}:{seq}")
+    return json.loads(raw) if raw else None

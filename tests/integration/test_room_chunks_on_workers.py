@@ -3,33 +3,16 @@ worker dies (the next worker continues each room from the state in Redis)."""
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 
 import pytest
-import redis
 import soundfile
-from django.conf import settings
 
 from generation import tasks
+from tests.integration.conftest import chunk_result as result
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def store():
-    st = tasks.RedisStore(os.environ["REDIS_URL"], settings.CACHE_NAMESPACE + ":gen:")
-    yield st
-    client = redis.Redis.from_url(os.environ["REDIS_URL"])
-    for key in client.scan_iter(settings.CACHE_NAMESPACE + ":gen:*"):
-        client.delete(key)
-
-
-def result(store, room, seq):
-    raw = store.get(f"chunk:{room}:{seq}")
-    return json.loads(raw) if raw else None
 
 
 def test_rooms_continue_on_another_worker_after_a_kill(celery_worker, store, tmp_path):

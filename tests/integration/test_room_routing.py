@@ -3,32 +3,13 @@
 
 from __future__ import annotations
 
-import json
-import os
-
 import pytest
-import redis
-from django.conf import settings
 
 from collab.conductor import CeleryDispatcher
-from generation import tasks
+from tests.integration.conftest import chunk_result as result
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def store():
-    st = tasks.RedisStore(os.environ["REDIS_URL"], settings.CACHE_NAMESPACE + ":gen:")
-    yield st
-    client = redis.Redis.from_url(os.environ["REDIS_URL"])
-    for key in client.scan_iter(settings.CACHE_NAMESPACE + ":gen:*"):
-        client.delete(key)
-
-
-def result(store, room, seq):
-    raw = store.get(f"chunk:{room}:{seq}")
-    return json.loads(raw) if raw else None
 
 
 def test_a_room_sent_back_to_its_worker_continues_from_the_session_held_there(
