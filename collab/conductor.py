@@ -110,6 +110,7 @@ class Policy:
     max_rewind_margin_s: float = 1.5
     rewind_slack_s: float = 0.05
     min_round_trips: int = 5  # batches measured before the margin follows them
+    remake_factor: float = 1.6  # a remake's round trip to a chunk's, until remakes are measured
     # ...and put the remake in its place if it is back while the old one is this far from
     # starting, or from its splice point (else the old one plays and the next is remade).
     replace_margin_s: float = 0.15
@@ -368,6 +369,25 @@ def rewind_margin(round_trips: Sequence[float], policy: Policy = DEFAULT_POLICY)
         return policy.rewind_margin_s
     margin = _p90(round_trips) + policy.replace_margin_s + policy.rewind_slack_s
     return min(policy.max_rewind_margin_s, max(policy.min_rewind_margin_s, margin))
+
+
+def remake_margin(
+    round_trips: Sequence[float],
+    remake_round_trips: Sequence[float],
+    policy: Policy = DEFAULT_POLICY,
+) -> float:
+    """The rewind margin for a remake: remakes are slower than chunks (an older state restored,
+    its cache rebuilt, two decodes, and on a shared engine the step of a preview that gives way
+    first), so they are timed apart. Until `min_round_trips` remakes have come back, the chunks'
+    round trips scaled by `remake_factor` stand in for theirs; never less than the chunks'
+    own margin (rewind_margin)."""
+    chunks = rewind_margin(round_trips, policy)
+    if len(remake_round_trips) >= policy.min_round_trips:
+        return max(chunks, rewind_margin(remake_round_trips, policy))
+    if len(round_trips) < policy.min_round_trips:
+        return chunks
+    guess = [t * policy.remake_factor for t in round_trips]
+    return max(chunks, rewind_margin(guess, policy))
 
 
 @dataclass(frozen=True)
@@ -900,10 +920,7 @@ class Conductor:
             if last_key in ("", key) and (flight is None or flight.steering_key in ("", key)):
                 continue  # nothing made or being made under another steering
             playhead = t - timeline_origin(room)
-            margin = max(
-                rewind_margin(self.round_trips, self.policy),
-                rewind_margin(self.remake_round_trips, self.policy),
-            )
+            margin = remake_margin(self.round_trips, self.remake_round_trips, self.policy)
             ahead = selectors.chunks_sounding_after(room=room, at_s=playhead + margin)
             target = choose_rewind(
                 [_ahead(c) for c in ahead], key, playhead, self.policy, margin, self.policy.splice

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from collab import bell, conductor, services
-from collab.conductor import Ahead, Policy, choose_rewind, rewind_margin
+from collab.conductor import Ahead, Policy, choose_rewind, remake_margin, rewind_margin
 from generation import tasks as generation_tasks
 from generation.tasks import MemoryStore
 from tests.collab.conftest import at
@@ -37,6 +37,23 @@ def test_the_margin_follows_the_90th_percentile_of_round_trips_plus_the_replace_
 def test_the_margin_stays_within_the_policys_bounds():
     assert rewind_margin([0.0] * 20, POLICY) == POLICY.min_rewind_margin_s  # a GPU, or inline
     assert rewind_margin([9.0] * 20, POLICY) == POLICY.max_rewind_margin_s  # a stuck worker
+
+
+def test_remakes_get_a_margin_of_their_own_that_is_never_below_the_chunks():
+    chunks = [0.30] * 10
+    expected_chunks = rewind_margin(chunks, POLICY)
+    # no remake measured yet: the chunks' round trips, scaled, stand in
+    assert remake_margin(chunks, [], POLICY) == pytest.approx(
+        0.30 * POLICY.remake_factor + POLICY.replace_margin_s + POLICY.rewind_slack_s
+    )
+    # measured remakes decide, but a fast remake never brings the margin below the chunks'
+    slow = [0.55] * 5
+    assert remake_margin(chunks, slow, POLICY) == pytest.approx(
+        0.55 + POLICY.replace_margin_s + POLICY.rewind_slack_s
+    )
+    assert remake_margin(chunks, [0.05] * 5, POLICY) == pytest.approx(expected_chunks)
+    # nothing measured at all: the policy's starting margin
+    assert remake_margin([], [], POLICY) == POLICY.rewind_margin_s
 
 
 def test_choose_rewind_takes_the_first_chunk_past_the_given_margin():
