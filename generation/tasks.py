@@ -336,6 +336,10 @@ def run_room_jobs(
     todo, sessions, steerings, befores, splices, residents = [], [], [], [], [], []
     for i, job in enumerate(jobs):
         room, seq = str(job["room"]), int(job["sequence"])
+        if job.get("parent"):
+            # the room moves to this branch: the stream it leaves is not continued (were it,
+            # the byte check would restore it), so its session must not sit in the bound
+            held.drop(str(job["parent"]["stream"]))
         done = st.get(chunk_result_key(room, seq))
         if done is not None:
             results[i] = {**json.loads(done), "reused": True}

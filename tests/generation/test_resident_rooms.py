@@ -212,6 +212,21 @@ def test_of_two_copies_of_a_chunk_the_first_stored_wins_and_the_other_is_dropped
     assert "r" not in resident
 
 
+def test_a_room_that_moves_to_a_branch_leaves_no_session_of_its_old_stream_behind(
+    parts, tmp_path
+):
+    """Every remake moves a room to a new branch stream: without this, a room steered every
+    20 s would fill the bound with sessions nobody continues (a soak saw the worker grow)."""
+    eng, st, held = an_engine(parts), MemoryStore(), ResidentRooms(capacity=8)
+    out = str(tmp_path)
+    chunks(eng, st, out, held, [0, 1, 2])
+    assert "r" in held
+    remake = job("r/r1.1-abc", 0, parent={"stream": "r", "sequence": 1}, steering=STEER)
+    [result] = run_room_jobs([remake], out, eng, st, resident=held)
+    assert "error" not in result
+    assert "r" not in held and "r/r1.1-abc" in held and len(held) == 1
+
+
 def test_results_name_the_worker_that_made_them(parts, tmp_path):
     eng, st = an_engine(parts), MemoryStore()
     [result] = run_room_jobs([job("r", 0)], str(tmp_path), eng, st, worker="gpu@node-1")
