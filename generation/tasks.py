@@ -474,7 +474,7 @@ def run_audition_jobs(
             return st.wait(URGENT_BELL, 0)
 
     results: dict[int, dict] = {}
-    todo, sessions, steerings, pieces, firsts, left = [], [], [], [], [], []
+    todo, sessions, steerings, pieces, firsts, left, totals = [], [], [], [], [], [], []
     for i, job in enumerate(jobs):
         key = str(job["key"])
         done = st.get(audition_result_key(key))
@@ -482,6 +482,7 @@ def run_audition_jobs(
             results[i] = {**json.loads(done), "reused": True}
             continue
         rounds = _audition_rounds(eng, job)
+        totals.append(rounds)
         progress = st.get(audition_progress_key(key))
         if progress is not None:
             with np.load(io.BytesIO(progress)) as saved:
@@ -517,8 +518,7 @@ def run_audition_jobs(
         key = str(jobs[i]["key"])
         pcm = np.concatenate(pieces[n]) if pieces[n] else np.zeros(0, dtype=np.float32)
         if left[n] > 0:  # yielded: kept for the next run of this job
-            rounds = _audition_rounds(eng, jobs[i])
-            blob = _audition_progress(sessions[n], pcm, rounds - left[n], firsts[n])
+            blob = _audition_progress(sessions[n], pcm, totals[n] - left[n], firsts[n])
             st.set_many({audition_progress_key(key): blob}, AUDITION_PROGRESS_TTL_S)
             results[i] = {"key": key, "yielded": True}
             continue
@@ -533,7 +533,7 @@ def run_audition_jobs(
             "provenance": {
                 **firsts[n],
                 "kind": "audition",
-                "chunks": round(len(pcm) / eng.sample_rate * eng.frame_rate / eng.chunk_frames),
+                "chunks": totals[n],
             },
         }
         st.set_many({audition_result_key(key): json.dumps(result).encode()}, RESULT_TTL_S)
